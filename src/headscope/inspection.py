@@ -21,7 +21,7 @@ from .models.loading import DEFAULT_MODEL, LoadedModel, load
 FORMAT_VERSION = 1
 
 
-@dataclass
+@dataclass(eq=False)
 class Inspection:
     """Everything headscope captured for one input.
 
@@ -106,6 +106,14 @@ class Inspection:
             raise InputError(f"no {kind!r} attention in this inspection; captured kinds: {self.kinds}")
         return self.attentions[kind]
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Inspection):
+            return NotImplemented
+        mine, theirs = self._metadata(), other._metadata()
+        return mine == theirs and self.kinds == other.kinds and all(
+            torch.equal(self.attentions[k], other.attentions[k]) for k in self.kinds
+        )
+
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
         """A readable multi-line summary: input, output, captured maps."""
@@ -145,8 +153,12 @@ class Inspection:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.attentions.items()}, str(folder / "attentions.safetensors"))
-        meta = {
-            "format": FORMAT_VERSION,
+        meta = {"format": FORMAT_VERSION, **self._metadata()}
+        (folder / "inspection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        return folder
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
             "model_name": self.model_name,
             "family": self.family,
             "source_text": self.source_text,
@@ -159,8 +171,6 @@ class Inspection:
             "prediction": self.prediction,
             "forced": self.forced,
         }
-        (folder / "inspection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        return folder
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Inspection":
@@ -170,7 +180,8 @@ class Inspection:
             raise InputError(f"{folder} holds no inspection.json; pass a folder written by Inspection.save")
         meta = json.loads((folder / "inspection.json").read_text(encoding="utf-8"))
         meta.pop("format", None)
-        return cls(attentions=load_file(str(folder / "attentions.safetensors")), **meta)
+        tensors = load_file(str(folder / "attentions.safetensors"))
+        return cls(attentions={k: tensors[k] for k in KINDS if k in tensors}, **meta)
 
 
 # ---- inspect ---------------------------------------------------------------------------------

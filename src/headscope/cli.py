@@ -1,0 +1,92 @@
+"""The ``headscope`` command: its verbs mirror the Python API.
+
+    headscope inspect [MODEL] TEXT [--target T] [--out DIR]
+    headscope models
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import HeadscopeError
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register a verb's handler under ``name``."""
+
+    def wrap(fn: Command) -> Command:
+        _COMMANDS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _model_and_text(args: argparse.Namespace) -> tuple[str, str]:
+    from .models import DEFAULT_MODEL
+
+    if len(args.args) == 1:
+        return DEFAULT_MODEL, args.args[0]
+    if len(args.args) == 2:
+        return args.args[0], args.args[1]
+    raise HeadscopeError("give TEXT, or MODEL TEXT (e.g. headscope inspect headscope/en-fr \"A man in a red shirt.\")")
+
+
+@command("inspect")
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspection import inspect
+
+    model, text = _model_and_text(args)
+    insp = inspect(model, text, target=args.target, num_beams=args.beams)
+    print(insp.summary())
+    if args.out:
+        folder = insp.save(args.out)
+        print(f"saved to {folder}/ (Inspection.load('{folder}') reads it back)")
+    return 0
+
+
+@command("models")
+def _models(args: argparse.Namespace) -> int:
+    from .models import DEFAULT_MODEL, list_models
+
+    for m in list_models():
+        default = "  (default)" if m.name == DEFAULT_MODEL else ""
+        print(f"{m.name}{default}\n  {m.description}\n  task: {m.task}; size: {m.size}\n  data: {m.data}\n  quality: {m.quality}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``headscope`` command."""
+    parser = argparse.ArgumentParser(
+        prog="headscope",
+        description="Open up transformer attention and measure how far each map can be trusted.",
+    )
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("inspect", help="capture every attention head for one input and print a summary")
+    p.add_argument("args", nargs="+", metavar="[MODEL] TEXT",
+                   help="model name/folder (default headscope/en-fr) and the text")
+    p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
+    p.add_argument("--beams", type=int, default=1, help="beam size for generation (default 1: greedy)")
+    p.add_argument("--out", help="folder to save the inspection to")
+
+    sub.add_parser("models", help="list the models shipped with headscope")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``headscope`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.verb](args)
+    except HeadscopeError as err:
+        print(f"headscope: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

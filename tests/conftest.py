@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny random models of every family (built offline from configs)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from headscope.models.tiny import build_tiny
+
+TEXTS = ["A man in a red shirt.", "Two dogs are playing in the snow near a wooden fence."]
+TARGETS = ["Un homme en chemise rouge.", "Deux chiens jouent dans la neige près d'une clôture en bois."]
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """``tiny(family, **kw)`` -> (model, tokenizer), cached per arguments."""
+    cache: dict = {}
+
+    def get(family: str, **kw):
+        key = (family, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = build_tiny(family, **kw)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

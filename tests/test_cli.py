@@ -1,0 +1,32 @@
+"""The ``headscope`` command on a model folder saved with save_pretrained (the real loading path)."""
+
+from __future__ import annotations
+
+import pytest
+
+from headscope import Inspection
+from headscope.cli import main
+
+
+@pytest.fixture(scope="module")
+def marian_dir(tmp_path_factory):
+    from headscope.models.tiny import build_tiny
+
+    model, tok = build_tiny("marian")
+    folder = tmp_path_factory.mktemp("tiny-marian")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_inspect_folder_forced(marian_dir, tmp_path, capsys):
+    assert main(["inspect", marian_dir, "A man in a red shirt.", "--target", "Un homme.", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "output: Un homme.  (forced)" in out and "cross   attention: 2 layers x 4 heads" in out
+    insp = Inspection.load(tmp_path / "o")
+    assert insp.target_text == "Un homme." and insp.model_name == marian_dir
+
+
+def test_inspect_error_exit_code(capsys):
+    assert main(["inspect", "no-such/model-xyz", "hello"]) == 2
+    assert "headscope: error: could not load model" in capsys.readouterr().err
