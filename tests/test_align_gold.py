@@ -53,6 +53,13 @@ def test_reverse_swaps_links():
     assert s == {(1, 0)} and p == {(1, 0), (0, 2)}
 
 
+def test_line_lengths_in_file_orientation():
+    # lengths = (n_source, n_target) of the line as written, also with reverse=True
+    assert parse_alignment_line("3-1", index_base=1, lengths=(3, 1), reverse=True) == ({(0, 2)}, {(0, 2)})
+    with pytest.raises(GoldFormatError, match="source index 3 is outside"):
+        parse_alignment_line("3-1", index_base=1, lengths=(2, 3))
+
+
 def test_empty_line_is_no_links():
     assert parse_alignment_line("   ", index_base=0) == (set(), set())
 

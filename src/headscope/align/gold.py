@@ -137,8 +137,9 @@ def parse_alignment_line(
 ) -> tuple[set[Link], set[Link]]:
     """Parse one line of Pharaoh / talp links into 0-based ``(sure, possible)`` link sets.
 
-    ``possible`` is P and contains the sure links. ``lengths = (n_source, n_target)``, if
-    given, refuses links outside the sentence. ``reverse=True`` returns ``(j, i)`` links.
+    ``possible`` is P and contains the sure links. ``lengths = (n_source, n_target)`` in the
+    line's own orientation, if given, refuses links outside the sentence. ``reverse=True``
+    returns ``(j, i)`` links.
 
     >>> sure, possible = parse_alignment_line("0-0 1p1 2?0", index_base=0)
     >>> sorted(sure), sorted(possible)
@@ -151,8 +152,6 @@ def parse_alignment_line(
     """
     if index_base not in (0, 1):
         raise InputError(f"index_base must be 0 or 1 for a single line, not {index_base!r}")
-    if lengths is not None and reverse:
-        lengths = (lengths[1], lengths[0])  # lengths are given in the returned orientation
     return _convert(_parse_raw_line(line), index_base, reverse, lengths)
 
 
