@@ -2,28 +2,30 @@
 
     headscope inspect [MODEL] TEXT [--target T] [--out DIR]
     headscope models
+
+Each area adds its own verbs: a module listed in ``VERB_MODULES`` defines
+``register(subparsers)``, adding a parser whose default ``handler`` takes the parsed
+arguments and returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from .errors import HeadscopeError
 
 Command = Callable[[argparse.Namespace], int]
-_COMMANDS: dict[str, Command] = {}
 
-
-def command(name: str) -> Callable[[Command], Command]:
-    """Register a verb's handler under ``name``."""
-
-    def wrap(fn: Command) -> Command:
-        _COMMANDS[name] = fn
-        return fn
-
-    return wrap
+VERB_MODULES = (
+    "headscope.aggregate.cli",
+    "headscope.align.cli",
+    "headscope.faithful.cli",
+    "headscope.fragment.cli",
+    "headscope.viz.cli",
+)
 
 
 def _model_and_text(args: argparse.Namespace) -> tuple[str, str]:
@@ -36,7 +38,6 @@ def _model_and_text(args: argparse.Namespace) -> tuple[str, str]:
     raise HeadscopeError("give TEXT, or MODEL TEXT (e.g. headscope inspect headscope/en-fr \"A man in a red shirt.\")")
 
 
-@command("inspect")
 def _inspect(args: argparse.Namespace) -> int:
     from .inspection import inspect
 
@@ -49,7 +50,6 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("models")
 def _models(args: argparse.Namespace) -> int:
     from .models import DEFAULT_MODEL, list_models
 
@@ -73,8 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
     p.add_argument("--beams", type=int, default=1, help="beam size for generation (default 1: greedy)")
     p.add_argument("--out", help="folder to save the inspection to")
+    p.set_defaults(handler=_inspect)
 
-    sub.add_parser("models", help="list the models shipped with headscope")
+    p = sub.add_parser("models", help="list the models shipped with headscope")
+    p.set_defaults(handler=_models)
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
@@ -82,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headscope`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.verb](args)
+        return args.handler(args)
     except HeadscopeError as err:
         print(f"headscope: error: {err}", file=sys.stderr)
         return 2
