@@ -238,6 +238,7 @@ def test_builtin_hansards():
     assert "hansards-en-fr" in list_gold_sets()
     ds = load_gold("hansards-en-fr")
     assert ds.num_rows == 447
+    assert "Mihalcea" in ds.info.citation
     n_sure = sum(len(s) for s in ds["sure"])
     n_p = sum(len(p) for p in ds["possible"])
     # the shared README's "4,038 sure and 13,400 possible links": 13,400 counts the `ipj`

@@ -62,6 +62,16 @@ _DATA = Path(__file__).resolve().parent / "data"
 _GOLD_SETS: dict[str, tuple[str, str, int]] = {
     "hansards-en-fr": ("hansards-en-fr/test.en-fr", "hansards-en-fr/test.gold", 1),
 }
+# name -> (description, citation), attached as the dataset's info
+_GOLD_INFO: dict[str, tuple[str, str]] = {
+    "hansards-en-fr": (
+        "English-French Canadian Hansards, test set of the HLT-NAACL 2003 word-alignment shared "
+        "task: 447 sentence pairs, sure and possible links, English = source. See "
+        "headscope/align/data/hansards-en-fr/README.md for provenance and licence.",
+        "Rada Mihalcea and Ted Pedersen. 2003. An Evaluation Exercise for Word Alignment. "
+        "HLT-NAACL 2003 Workshop on Building and Using Parallel Texts.",
+    ),
+}
 
 # i-j | i-jS | i-jP | ipj | i?j
 _TOKEN = re.compile(r"^(\d+)(?:-(\d+)([SP]?)|([p?])(\d+))$")
@@ -356,8 +366,10 @@ def load_gold(
     Malformed files raise :class:`~headscope.errors.GoldFormatError` naming file and line.
     """
     _check_base(index_base)
+    info = None
     if isinstance(name_or_paths, str) and name_or_paths in _GOLD_SETS:
         sent, ali, base = gold_set_files(name_or_paths)
+        info = _GOLD_INFO.get(name_or_paths)
         paths: tuple[PathLike, ...] = (sent, ali)
         if index_base is None:
             index_base = base
@@ -402,4 +414,9 @@ def load_gold(
             "possible": [[list(x) for x in sorted(p)] for _, p in links],
         },
         features=features,
+        info=None if info is None else datasets.DatasetInfo(
+            description=info[0] + (" Loaded with reverse=True: source and target swapped." if reverse else ""),
+            citation=info[1],
+            features=features,
+        ),
     )
