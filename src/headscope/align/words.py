@@ -24,7 +24,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Optional, TypeVar
+from typing import Literal, Optional, TypeVar
 
 import numpy as np
 import torch
