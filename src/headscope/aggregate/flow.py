@@ -46,9 +46,9 @@ Example
 >>> import numpy as np
 >>> from headscope.aggregate import flow, rollout
 >>> att = np.array([[[[1.0, 0.0], [1.0, 0.0]]]] * 2)   # 2 layers: everyone reads token 0
->>> flow(att).round(6)
-array([[1.  , 0.  ],
-       [0.5 , 0.5 ]])
+>>> flow(att).round(6)                # raw max-flows of row 1: [1.0, 0.5]
+array([[1.      , 0.      ],
+       [0.666667, 0.333333]])
 >>> rollout(att).round(6)
 array([[1.  , 0.  ],
        [0.75, 0.25]])

@@ -28,9 +28,9 @@ Example
 >>> import numpy as np
 >>> from headscope.aggregate import rollout
 >>> att = np.full((2, 1, 2, 2), 0.5)          # 2 layers, 1 head, 2 tokens, uniform
->>> rollout(att)
-array([[0.5, 0.5],
-       [0.5, 0.5]])
+>>> rollout(att)                              # A' = [[.75, .25], [.25, .75]], squared
+array([[0.625, 0.375],
+       [0.375, 0.625]])
 >>> rollout(att, residual=1.0)                # all residual: nothing mixes
 array([[1., 0.],
        [0., 1.]])
@@ -311,9 +311,11 @@ def encoder_decoder_rollout(
     3. Rows of ``R_ts`` are normalised to sum to 1 (a row with no relevance at all,
        e.g. from all-zero cross attention, stays zero).
 
-    For example, with identity self-attention everywhere ``R̄_ss`` and ``R̄_tt``
-    are ``2 I``, so the result is the row-normalised sum over layers of the fused
-    cross-attention maps.
+    For example, with identity self-attention everywhere ``R̄_ss = R̄_tt = 2 I``
+    and each decoder self-attention layer multiplies ``R_ts`` by ``1 + w``, so the
+    result is ``rownorm(sum_l (1 + w) ** (L_dec - 1 - l) * Ā_ts[l])`` (layers
+    counted from 0): with one decoder layer, just the row-normalised fused cross
+    attention.
 
     Parameters
     ----------
