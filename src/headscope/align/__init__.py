@@ -8,9 +8,23 @@ Pure functions over plain data (no model needed):
 - :mod:`~headscope.align.extract`: word maps to links (argmax, threshold); symmetrisation.
 - :mod:`~headscope.align.metrics`: corpus precision, recall and AER (Och & Ney 2003).
 
+With a model:
+
+- :mod:`~headscope.align.evaluate`: :func:`evaluate` scores every cross-attention head (and the
+  layer means, all-heads mean and rollout) of a translation model against a gold set, in one
+  pass, and returns an :class:`AlignmentReport` (tables, best head, CSV / JSON / heatmap).
+
 Links are ``(source index, target index)``, 0-based, everywhere.
 """
 
+from headscope.align.evaluate import (
+    SOURCES,
+    AlignmentReport,
+    ConventionScores,
+    evaluate,
+    evaluate_inspections,
+    word_maps,
+)
 from headscope.align.extract import (
     SYMMETRIZATIONS,
     argmax,
@@ -43,6 +57,13 @@ from headscope.align.words import (
 )
 
 __all__ = [
+    # evaluate
+    "evaluate",
+    "evaluate_inspections",
+    "AlignmentReport",
+    "ConventionScores",
+    "word_maps",
+    "SOURCES",
     # gold
     "load_gold",
     "list_gold_sets",
