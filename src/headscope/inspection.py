@@ -114,6 +114,26 @@ class Inspection:
             torch.equal(self.attentions[k], other.attentions[k]) for k in self.kinds
         )
 
+    # ---- faithfulness (headscope.faithful) -----------------------------------------------
+    def head_ablation(self, **kw: Any) -> Any:
+        """Effect of ablating each head on this input: ``headscope.faithful.head_ablation(self, **kw)``."""
+        from .faithful import head_ablation
+
+        self._needs_model("head_ablation")
+        return head_ablation(self, **kw)
+
+    def token_importance(self, method: str = "attention", **kw: Any) -> Any:
+        """Importance of each source token: ``headscope.faithful.token_importance(self, method, **kw)``."""
+        from .faithful import token_importance
+
+        self._needs_model("token_importance")
+        return token_importance(self, method, **kw)
+
+    def _needs_model(self, what: str) -> None:
+        if self.loaded is None:
+            raise InputError(f"{what} re-runs the model, but this Inspection has none attached (it was read with "
+                             "Inspection.load); run headscope.inspect(model, text) again")
+
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
         """A readable multi-line summary: input, output, captured maps."""

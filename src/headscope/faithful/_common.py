@@ -206,7 +206,9 @@ def chunked(n: int, size: int) -> list[slice]:
 
 
 def embedding_module(loaded: LoadedModel) -> torch.nn.Module:
-    emb = loaded.model.get_input_embeddings()
+    model = loaded.model
+    owner = model.get_encoder() if loaded.family == "encoder-decoder" and hasattr(model, "get_encoder") else model
+    emb = owner.get_input_embeddings()
     if emb is None:
         raise UnsupportedModelError(f"{type(loaded.model).__name__} exposes no input embeddings (get_input_embeddings)")
     return emb
