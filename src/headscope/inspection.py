@@ -101,6 +101,15 @@ class Inspection:
         """Tokens labelling the columns of ``kind`` maps."""
         return self.target_tokens if kind == "decoder" and self.target_tokens is not None else self.source_tokens
 
+    def align(self, layer: int | None = None, head: int | None = None, *, convention: str = "shift",
+              extraction: Any = "argmax") -> tuple[torch.Tensor, set[tuple[int, int]]]:
+        """Word map ``[target words, source words]`` and word links ``{(source, target)}`` of this forced
+        translation from one cross-attention head, a layer's head mean or (default) all heads' mean.
+        See :func:`headscope.align.evaluate.align_inspection`."""
+        from .align.evaluate import align_inspection
+
+        return align_inspection(self, layer=layer, head=head, convention=convention, extraction=extraction)
+
     def _kind(self, kind: str) -> torch.Tensor:
         if kind not in self.attentions:
             raise InputError(f"no {kind!r} attention in this inspection; captured kinds: {self.kinds}")

@@ -55,6 +55,7 @@ __all__ = [
     "evaluate",
     "evaluate_inspections",
     "word_maps",
+    "align_inspection",
     "AlignmentReport",
     "ConventionScores",
     "SOURCES",
@@ -213,6 +214,41 @@ def word_maps(
     stack, names, _, _ = _source_maps(insp, _check_sources(sources))
     rows = select_rows(stack, conv)
     return subword_to_word(rows, insp.source_word_ids, insp.target_word_ids, src_pool, tgt_pool), names
+
+
+def align_inspection(
+    insp: "Inspection",
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    convention: str = DEFAULT_CONVENTION,
+    extraction: Extraction = "argmax",
+) -> tuple[torch.Tensor, set[Link]]:
+    """Word map ``[target words, source words]`` and its links ``{(source, target)}`` of one
+    forced translation: one cross-attention head (``layer`` and ``head``), the mean of a layer's
+    heads (``layer`` only) or of all heads (neither). ``Inspection.align`` calls this.
+
+    >>> import headscope                                                        # doctest: +SKIP
+    >>> insp = headscope.inspect("headscope/en-fr", ["the", "house"], target=["la", "maison"],
+    ...                          is_split_into_words=True)                      # doctest: +SKIP
+    >>> word_map, links = insp.align(layer=2, head=1)                           # doctest: +SKIP
+    """
+    if insp.target_word_ids is None:
+        raise InputError("align needs a translation: inspect an encoder-decoder with a target")
+    if convention not in CONVENTIONS:
+        raise InputError(f"convention must be 'naive' or 'shift', not {convention!r}")
+    if head is not None and layer is None:
+        raise InputError("give layer= with head= (or neither for the mean of all heads)")
+    how, p = _check_extraction(extraction)
+    if layer is None:
+        att = insp._kind("cross").float().mean(dim=(0, 1))
+    else:
+        att = insp.map("cross", layer, head).float()
+        if head is None:
+            att = att.mean(dim=0)
+    wm = subword_to_word(select_rows(att, convention), insp.source_word_ids, insp.target_word_ids)
+    mask = argmax_mask(wm) if how == "argmax" else threshold_mask(wm, p)
+    return wm, mask_to_links(mask)
 
 
 # ---- the report ------------------------------------------------------------------------------
