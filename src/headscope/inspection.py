@@ -123,6 +123,39 @@ class Inspection:
             torch.equal(self.attentions[k], other.attentions[k]) for k in self.kinds
         )
 
+    # ---- aggregates (headscope.aggregate) and fragmentation (headscope.fragment) --------------
+    def rollout(self, kind: str | None = None, **kw: Any) -> Any:
+        """Attention rollout ``[query, key]`` of ``kind`` (Abnar & Zuidema 2020).
+
+        ``kind="cross"`` (the default for encoder-decoders) gives the target-over-source rollout
+        through encoder, decoder and cross attention (Chefer et al. 2021); ``"encoder"`` /
+        ``"decoder"`` roll out that self-attention stack alone. Options as in
+        :func:`headscope.aggregate.rollout`.
+        """
+        from .aggregate import encoder_decoder_rollout, rollout
+
+        kind = kind or ("cross" if "cross" in self.attentions else self.kinds[0])
+        if kind == "cross":
+            return encoder_decoder_rollout(self._kind("encoder"), self._kind("decoder"), self._kind("cross"), **kw)
+        return rollout(self._kind(kind), **kw)
+
+    def flow(self, kind: str | None = None, **kw: Any) -> Any:
+        """Attention flow ``[query, key]`` of a self-attention ``kind`` (Abnar & Zuidema 2020);
+        options (``rows=``, ``residual=``...) as in :func:`headscope.aggregate.flow`."""
+        from .aggregate import flow
+
+        kind = kind or self.kinds[0]
+        if kind == "cross":
+            raise InputError("attention flow is defined on a self-attention stack; pass kind='encoder' or "
+                             "'decoder', or use rollout(kind='cross') for target-over-source relevance")
+        return flow(self._kind(kind), **kw)
+
+    def fragmentation(self, **kw: Any) -> Any:
+        """How the single-map reading breaks apart: :func:`headscope.fragment.fragmentation`."""
+        from .fragment import fragmentation
+
+        return fragmentation(self, **kw)
+
     # ---- faithfulness (headscope.faithful) -----------------------------------------------
     def head_ablation(self, **kw: Any) -> Any:
         """Effect of ablating each head on this input: ``headscope.faithful.head_ablation(self, **kw)``."""
