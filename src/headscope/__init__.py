@@ -11,6 +11,8 @@ correspondences?), **plausibility** (do they look right to a person?) and **fait
 
 from __future__ import annotations
 
+from . import aggregate, align, faithful, fragment
+from .aggregate import attention_graph, encoder_decoder_rollout, flow, rollout
 from .capture import AttentionCapture, Site, run_capture
 from .errors import (
     GoldFormatError,
@@ -20,6 +22,8 @@ from .errors import (
     ShapeError,
     UnsupportedModelError,
 )
+from .faithful import list_methods
+from .fragment import fragmentation
 from .inspection import Inspection, inspect
 from .models import DEFAULT_MODEL, LoadedModel, build_tiny, list_models, load
 
@@ -37,9 +41,19 @@ __all__ = [
     "ShapeError",
     "Site",
     "UnsupportedModelError",
+    "aggregate",
+    "align",
+    "attention_graph",
     "build_tiny",
+    "encoder_decoder_rollout",
+    "faithful",
+    "flow",
+    "fragment",
+    "fragmentation",
     "inspect",
+    "list_methods",
     "list_models",
     "load",
+    "rollout",
     "run_capture",
 ]
