@@ -204,6 +204,19 @@ class Inspection:
             lines.append("    " + "  ".join(pairs))
         return "\n".join(lines)
 
+    def to_bertviz(self, view: str = "head", path: str | os.PathLike | None = None, layers: Sequence[int] | None = None,
+                   heads: Sequence[int] | None = None, **kw: Any) -> str:
+        """bertviz head/model view as a page that opens offline; see :func:`headscope.viz.to_bertviz`."""
+        from .viz import to_bertviz
+
+        return to_bertviz(self, view, path=path, layers=layers, heads=heads, **kw)
+
+    def report(self, path: str | os.PathLike, **kw: Any) -> Path:
+        """One self-contained HTML report page; see :func:`headscope.viz.report`."""
+        from .viz import report
+
+        return report(self, path, **kw)
+
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.attentions.items())
         out = f", target={self.target_text!r}" if self.target_text is not None else ""

@@ -1,0 +1,84 @@
+"""Verbs ``headscope report`` and ``headscope bertviz``.
+
+    headscope report [MODEL] TEXT [--target T] [--gold LINKS] --out DIR
+    headscope bertviz [MODEL] TEXT [--target T] [--view head|model] [--layers 0 5] [--heads 0 1] --out FILE
+
+``--gold`` takes Pharaoh / talp links for the given sentence pair, over 0-based indices of the
+whitespace-separated words of TEXT (source) and of ``--target`` (``"0-0 1-2 2-1 3p3"``; ``p`` or
+``?`` marks a possible link). It needs ``--target`` (links of an output that was not given
+make no sense), and then both sides are inspected word by word (split on whitespace) so the
+indices match.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from headscope.errors import InputError
+
+
+def _inspect(args: argparse.Namespace, words: bool) -> object:
+    from headscope.cli import _model_and_text
+    from headscope.inspection import inspect
+
+    model, text = _model_and_text(args)
+    if words:
+        return inspect(model, text.split(), target=args.target.split(), is_split_into_words=True)
+    return inspect(model, text, target=args.target)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import parse_gold, report
+
+    if args.gold is not None and args.target is None:
+        raise InputError("--gold links need the sentence pair: give the output with --target as well")
+    gold = parse_gold(args.gold) if args.gold is not None else None
+    insp = _inspect(args, words=gold is not None)
+    path = report(insp, args.out, gold=gold, faithful=not args.no_faithful, bertviz=not args.no_bertviz,
+                  bertviz_layers=args.layers, bertviz_heads=args.heads, decimals=args.decimals,
+                  convention=args.convention)
+    print(insp.summary())
+    print(f"report written to {path}")
+    return 0
+
+
+def _bertviz(args: argparse.Namespace) -> int:
+    from .bertviz import to_bertviz
+
+    insp = _inspect(args, words=False)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        out = out / f"bertviz_{args.view}.html"
+    page = to_bertviz(insp, args.view, path=out, layers=args.layers, heads=args.heads, decimals=args.decimals,
+                      kinds=args.kinds, display=False)
+    print(f"bertviz {args.view} view written to {out} ({len(page.encode('utf-8')) / 1e6:.2f} MB; opens offline)")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("args", nargs="+", metavar="[MODEL] TEXT", help="model name/folder (default headscope/en-fr) and the text")
+    p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
+    p.add_argument("--layers", type=int, nargs="+", help="model layer indices shown in the bertviz views (default all)")
+    p.add_argument("--heads", type=int, nargs="+", help="head indices shown in the bertviz views (default all)")
+    p.add_argument("--decimals", type=int, default=3, help="decimals kept for the bertviz weights (default 3)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` and ``bertviz`` verbs."""
+    p = subparsers.add_parser("report", help="write one self-contained HTML page: output, alignment, views, faithfulness")
+    _common(p)
+    p.add_argument("--gold", metavar="LINKS",
+                   help="gold links for TEXT/--target, Pharaoh format over 0-based whitespace words, e.g. '0-0 1-2 2-1 3p3'")
+    p.add_argument("--convention", choices=("naive", "shift"), help="decoder-step rows used to score alignment")
+    p.add_argument("--no-faithful", action="store_true", help="skip head ablation and token importance")
+    p.add_argument("--no-bertviz", action="store_true", help="leave the bertviz views out (smaller page)")
+    p.add_argument("--out", required=True, help="folder (gets report.html) or .html file")
+    p.set_defaults(handler=_report)
+
+    p = subparsers.add_parser("bertviz", help="write a bertviz head/model view that opens offline")
+    _common(p)
+    p.add_argument("--view", choices=("head", "model"), default="head")
+    p.add_argument("--kinds", nargs="+", choices=("encoder", "decoder", "cross"), help="attention kinds to show")
+    p.add_argument("--out", required=True, help="folder or .html file")
+    p.set_defaults(handler=_bertviz)
