@@ -1,0 +1,117 @@
+"""Static figures: structure (cells, curves, gold boxes), no smoothing, deterministic files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from headscope import inspect
+from headscope.errors import InputError, ShapeError
+from headscope.viz import figures as F
+
+SRC = ["the", "European", "Economic", "Area"]
+TGT = ["la", "zone", "économique", "européenne"]
+# Bahdanau et al.'s reordering: zone<-Area, économique<-Economic, européenne<-European
+M = np.array([[0.9, 0.05, 0.03, 0.02],
+              [0.05, 0.05, 0.1, 0.8],
+              [0.02, 0.08, 0.85, 0.05],
+              [0.03, 0.82, 0.1, 0.05]])
+
+
+def _artists(fig, gid):
+    ax = fig.axes[0]
+    return [a for a in ax.get_children() if a.get_gid() == gid]
+
+
+def test_words_of_joins_subwords_and_drops_specials():
+    assert F.words_of(["▁un", "▁hom", "me", "</s>"], [0, 1, 1, None]) == ["un", "homme"]
+    assert F.words_of(["[CLS]", "play", "##ing", "[SEP]"], [None, 0, 0, None]) == ["playing"]
+
+
+def test_alignment_matrix_one_flat_cell_per_word_pair_with_gold_boxes():
+    fig = F.alignment_matrix(M, SRC, TGT, sure={(0, 0), (3, 1), (2, 2)}, possible={(1, 3), (0, 0)},
+                             predicted={(0, 0), (3, 1)})
+    (mesh,) = _artists(fig, "cell-mesh")
+    assert mesh.get_array().size == len(SRC) * len(TGT)
+    assert not fig.axes[0].images  # no raster image that a viewer could smooth
+    assert len(_artists(fig, "gold-sure")) == 3
+    assert len(_artists(fig, "gold-possible")) == 1  # (1, 3) only: (0, 0) is already sure
+    assert len(_artists(fig, "predicted")) == 2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == SRC
+
+
+def test_alignment_matrix_refuses_out_of_range_gold_and_bad_labels():
+    with pytest.raises(InputError):
+        F.alignment_matrix(M, SRC, TGT, sure={(9, 0)})
+    with pytest.raises(ShapeError):
+        F.alignment_matrix(M, SRC[:3], TGT)
+
+
+def test_bipartite_one_curve_per_link_width_and_darkness_follow_weight():
+    fig = F.bipartite(M, SRC, TGT, min_weight=0.5)
+    links = _artists(fig, "link")
+    assert len(links) == int((M >= 0.5).sum()) == 4
+    widths = sorted(p.get_linewidth() for p in links)
+    assert widths[0] < widths[-1]
+    alphas = [p.get_edgecolor()[3] for p in links]
+    assert max(alphas) > min(alphas)
+    # reordering: the curve Area -> zone crosses European -> européenne
+    ends = sorted((p.get_path().vertices[0, 0], p.get_path().vertices[-1, 0]) for p in links)
+    crossings = sum(1 for i, a in enumerate(ends) for b in ends[i + 1:] if (a[0] - b[0]) * (a[1] - b[1]) < 0)
+    assert crossings == 3
+    assert len(_artists(F.bipartite(M, SRC, TGT, min_weight=0.0), "link")) == M.size
+
+
+def test_layer_head_heatmaps_cells_and_scales():
+    aer = np.linspace(0, 1, 12).reshape(3, 4)
+    fig = F.aer_heatmap(aer)
+    (mesh,) = _artists(fig, "cell-mesh")
+    assert mesh.get_array().size == 12 and mesh.norm.vmin == 0 and mesh.norm.vmax == 1
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["L0", "L1", "L2"]
+    eff = np.array([[0.5, -0.1], [0.0, 2.0]])
+    (mesh,) = _artists(F.ablation_heatmap(eff, layers=[3, 5]), "cell-mesh")
+    assert mesh.norm.vcenter == 0.0
+    tau = np.array([[1.0, 0.2, np.nan], [0.2, 1.0, -0.4], [np.nan, -0.4, 1.0]])
+    fig = F.kendall_matrix(tau, ["attention", "gradient", "loo"])
+    (mesh,) = _artists(fig, "cell-mesh")
+    assert mesh.get_array().size == 9
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "-0.40" in texts and len(texts) == 7  # NaN cells left blank
+
+
+def test_bars_and_fragmentation_hook():
+    fig = F.fragmentation_summary({"positional": 0.5, "sink": 0.25, "diffuse": 0.25})
+    assert len(_artists(fig, "bar")) == 3
+    fig = F.fragmentation_summary({"sink mass": np.zeros((2, 3))})
+    assert _artists(fig, "cell-mesh")[0].get_array().size == 6
+    with pytest.raises(InputError):
+        F.fragmentation_summary({"a": np.zeros((2, 2)), "b": np.zeros((2, 2))})
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_files_are_deterministic(tmp_path, fmt):
+    a = F.to_bytes(F.alignment_matrix(M, SRC, TGT, sure={(0, 0)}), fmt)
+    b = F.to_bytes(F.alignment_matrix(M, SRC, TGT, sure={(0, 0)}), fmt)
+    assert a == b
+    path = F.save(F.bipartite(M, SRC, TGT), tmp_path / f"fig.{fmt}")
+    assert path.read_bytes() == F.to_bytes(F.bipartite(M, SRC, TGT), fmt)
+    if fmt == "svg":
+        text = a.decode()
+        assert "<dc:date>" not in text
+        assert text.count("<image") == 1  # only the colour bar's gradient; the cells are vector blocks
+    else:
+        assert a.startswith(b"\x89PNG") and b"Software" not in a
+
+
+def test_word_map_of_an_inspection(tiny):
+    model, tok = tiny("marian")
+    src, tgt = "A man in a red shirt .".split(), "Un homme en chemise rouge .".split()
+    insp = inspect((model, tok), src, target=tgt, is_split_into_words=True)
+    m, keys, queries = F.word_map(insp, "cross")
+    assert m.shape == (len(tgt), len(src)) and keys == src and queries == tgt
+    one, _, _ = F.word_map(insp, "cross", layer=1, head=2)
+    assert one.shape == m.shape and not np.allclose(one, m)
+    enc, enc_keys, enc_queries = F.word_map(insp, "encoder", layer=0)
+    assert enc.shape == (len(src), len(src)) and enc_keys == enc_queries == src
+    fig = F.alignment_matrix(m, keys, queries)
+    assert _artists(fig, "cell-mesh")[0].get_array().size == len(src) * len(tgt)
