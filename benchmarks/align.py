@@ -1,0 +1,115 @@
+"""Cost of the full alignment report: every cross-attention head, the means and rollout, on
+hansards-en-fr (447 sentence pairs), both decoder-step conventions.
+
+Timed in the same run:
+
+* ``evaluate``: :func:`headscope.align.evaluate` (padded, length-sorted batches, cross attention
+  plus the self-attention rollout needs, one counting pass for every map source);
+* baseline: the straightforward loop: one sentence at a time through ``headscope.inspect``
+  (every kind captured), then for every head and convention ``Inspection.align`` to a link set
+  and the plain :func:`headscope.align.aer` over the link sets of each head.
+
+Both give the same AER table (checked). Goal: the full report in <= 60 s on 2 cores.
+
+    python benchmarks/align.py [--model headscope/en-fr] [--skip-baseline]
+    python benchmarks/align.py --stand-in TOKENIZER_DIR   # random weights, the default translator's shape
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def stand_in(tokenizer_dir: str):
+    """Random-weight Marian of the default translator's shape (3+3 layers x 4 heads, d_model 256)."""
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = tf.MarianConfig(
+        vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=256, max_position_embeddings=256,
+        encoder_layers=3, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=1024, decoder_ffn_dim=1024, scale_embedding=True, share_encoder_decoder_embeddings=True,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
+    )
+    return tf.MarianMTModel(config).eval(), tok
+
+
+def baseline(loaded, ds, conventions):
+    """One sentence at a time; per head: Inspection.align -> link sets -> plain aer()."""
+    import headscope
+    from headscope.align import aer
+
+    n_layers = n_heads = None
+    links: dict = {}
+    for k in range(len(ds)):
+        row = ds[k]
+        insp = headscope.inspect(loaded, row["source_words"], target=row["target_words"], is_split_into_words=True)
+        if n_layers is None:
+            n_layers, n_heads = insp.shape("cross")
+        for conv in conventions:
+            for layer in range(n_layers):
+                for head in range(n_heads):
+                    links.setdefault((conv, layer, head), []).append(insp.align(layer, head, convention=conv)[1])
+    sure = [{tuple(x) for x in s} for s in ds["sure"]]
+    possible = [{tuple(x) for x in p} for p in ds["possible"]]
+    out = {}
+    for conv in conventions:
+        grid = np.zeros((n_layers, n_heads))
+        for layer in range(n_layers):
+            for head in range(n_heads):
+                grid[layer, head] = aer(links[(conv, layer, head)], sure, possible).aer
+        out[conv] = grid
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="headscope/en-fr")
+    parser.add_argument("--stand-in", metavar="TOKENIZER_DIR",
+                        help="time a random-weight model of the default translator's shape instead")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    import headscope
+    from headscope.align import evaluate, load_gold
+
+    loaded = headscope.load(stand_in(args.stand_in) if args.stand_in else args.model)
+    name = f"random-weight stand-in ({args.stand_in})" if args.stand_in else args.model
+    ds = load_gold("hansards-en-fr")
+    n = len(ds)
+    print(f"model: {name}; gold: hansards-en-fr, {n} sentence pairs; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} torch threads by default (evaluate uses 1, see its threads=)")
+
+    evaluate(loaded, ds, limit=8, progress=False)  # warm-up (first-call costs of the model and tokenizer)
+    start = time.perf_counter()
+    report = evaluate(loaded, ds, convention="both", batch_size=args.batch_size, progress=False)
+    t_eval = time.perf_counter() - start
+    print(f"evaluate (every head, layer means, all-heads mean, rollout; naive + shift): "
+          f"{t_eval:.2f} s, {n / t_eval:.0f} sentences/s")
+    print(report.summary())
+
+    if not args.skip_baseline:
+        with torch.no_grad():
+            prev = torch.get_num_threads()
+            torch.set_num_threads(1)  # the baseline gets the same thread setting as evaluate
+            try:
+                start = time.perf_counter()
+                grids = baseline(loaded, ds, ("naive", "shift"))
+                t_base = time.perf_counter() - start
+            finally:
+                torch.set_num_threads(prev)
+        for conv, grid in grids.items():
+            np.testing.assert_allclose(grid, report.by_convention[conv].aer, atol=1e-9)
+        print(f"baseline (per sentence, per head, plain aer; heads only, 1 thread): {t_base:.2f} s, "
+              f"{n / t_base:.0f} sentences/s; same AER table; evaluate is {t_base / t_eval:.1f}x faster "
+              "while also scoring the means and rollout")
+
+
+if __name__ == "__main__":
+    main()
