@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 HEADS = 4
@@ -49,3 +50,12 @@ def model_state(model):
     impls = [m.config._attn_implementation for m in model.modules() if hasattr(m, "config")]
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     return {k: v.clone() for k, v in model.state_dict().items()}, impls, hooks
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and far faster on a busy machine; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

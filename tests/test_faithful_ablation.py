@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TARGETS, TEXTS
-from faithful_helpers import ablated_copy, all_sites, head_slice_zeroed, model_state
+from faithful_helpers import ablated_copy, all_sites, head_slice_zeroed, model_state, one_thread  # noqa: F401
 
 import headscope
 from headscope.errors import InputError
