@@ -141,7 +141,13 @@ def _bertviz_html(insp: Any, view: str, kinds: list[str], shown: list[int], head
                   data: dict[str, dict[int, torch.Tensor]], decimals: int) -> str:
     import bertviz
 
-    rounded = {k: {layer: _round(t, decimals) for layer, t in per.items()} for k, per in data.items()}
+    # bertviz indexes the per-layer list by layer number (format_attention) and reads the head
+    # count from entry 0: a list indexed by model layer, unshown layers filled with a shown one.
+    rounded = {}
+    for k, per in data.items():
+        maps = {layer: _round(t, decimals) for layer, t in per.items()}
+        filler = maps[shown[0]]
+        rounded[k] = [maps.get(layer, filler) for layer in range(max(shown) + 1)]
     kw: dict[str, Any] = {"html_action": "return", "include_layers": shown}
     if view == "model":
         kw["include_heads"] = list(range(len(head_list)))
@@ -162,7 +168,9 @@ def _bertviz_html(insp: Any, view: str, kinds: list[str], shown: list[int], head
         kw["attention"] = rounded[kinds[0]]
         kw["tokens"] = list(insp.query_tokens(kinds[0]))
     fn = bertviz.head_view if view == "head" else bertviz.model_view
-    return fn(**kw).data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # bertviz 1.4.1 reads its .js without closing it
+        return fn(**kw).data
 
 
 _PARAMS_AT = "const params = "
@@ -204,8 +212,9 @@ def bertviz_fragment(insp: Any, view: str = "head", *, layers: Sequence[int] | N
     raw = _compact_params(raw)
     raw = _CDN_TAG.sub("", raw)
     raw = _REQUIRE_CONFIG.sub("/* headscope: d3 and jquery are defined inline (offline) */", raw, count=1)
+    raw = _VIS_ID.sub("bertviz-ID", raw)
     digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
-    raw = _VIS_ID.sub(f"bertviz-{view}-{digest}", raw)
+    raw = raw.replace("bertviz-ID", f"bertviz-{view}-{digest}")
     caption = _caption(insp, view, chosen, shown, head_list)
     return f'<div class="headscope-bertviz" data-view="{view}">\n<p class="hs-caption">{caption}</p>\n{raw}\n</div>'
 
