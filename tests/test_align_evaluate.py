@@ -58,6 +58,7 @@ def test_planted_heads_by_hand():
     assert r.predicted_links(0, "best", "naive") == {(0, 0), (1, 1)}
     assert r.predicted_links(0, "L1H1", "naive") == {(1, 0), (1, 1)}
     assert "*" in r.table() and "naive 0.000  shift 0.000" in r.summary()
+    assert "| 0 | 0.667 / 0.500 / 0.000 | **0.000 / 1.000 / 1.000** |" in r.markdown()
 
 
 def test_planted_threshold():

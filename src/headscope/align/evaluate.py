@@ -401,6 +401,34 @@ class AlignmentReport:
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks)
 
+    def markdown(self) -> str:
+        """Markdown tables per convention: AER / precision / recall per layer x head (best head in
+        bold), then the aggregates, then the best-head AER of each convention side by side."""
+        out = []
+        for conv in self.conventions:
+            sc = self.by_convention[conv]
+            out.append(f"**{conv}** convention — cells are AER / precision / recall; best head in bold\n")
+            out.append("| layer | " + " | ".join(f"head {h}" for h in range(self.n_heads)) + " |")
+            out.append("|---:|" + "---:|" * self.n_heads)
+            for i, layer in enumerate(self.layers):
+                cells = []
+                for h in range(self.n_heads):
+                    c = f"{sc.aer[i, h]:.3f} / {sc.precision[i, h]:.3f} / {sc.recall[i, h]:.3f}"
+                    cells.append(f"**{c}**" if (layer, h) == sc.best_head else c)
+                out.append(f"| {layer} | " + " | ".join(cells) + " |")
+            if sc.aggregates:
+                out.append("\n| aggregate | AER | precision | recall |\n|---|---:|---:|---:|")
+                for name, row in sc.aggregates.items():
+                    out.append(f"| {name} | {row['aer']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |")
+            out.append("")
+        out.append("| convention | best head (layer, head) | best-head AER | all-heads mean AER |")
+        out.append("|---|---|---:|---:|")
+        for conv in self.conventions:
+            sc = self.by_convention[conv]
+            mean = sc.aggregates.get(ALL_MEAN, {}).get("aer", math.nan)
+            out.append(f"| {conv} | ({sc.best_head[0]}, {sc.best_head[1]}) | {sc.best_aer:.3f} | {mean:.3f} |")
+        return "\n".join(out)
+
     def summary(self) -> str:
         """A few lines: model, gold, size, time and the best head of each convention."""
         lines = [
