@@ -543,8 +543,8 @@ class AlignmentReport:
 
         convs = list(self.conventions)
         fig, axes = plt.subplots(
-            1, len(convs), figsize=(1.2 + 1.0 * self.n_heads * len(convs) + 1.0, 0.9 + 0.7 * len(self.layers)),
-            squeeze=False,
+            1, len(convs), figsize=(1.6 + 1.1 * self.n_heads * len(convs), 1.6 + 0.6 * len(self.layers)),
+            squeeze=False, layout="constrained",
         )
         im = None
         for ax, conv in zip(axes[0], convs):
@@ -553,8 +553,8 @@ class AlignmentReport:
             for i in range(len(self.layers)):
                 for h in range(self.n_heads):
                     best = (self.layers[i], h) == sc.best_head
-                    ax.text(h, i, f"{sc.aer[i, h]:.2f}" + ("*" if best else ""), ha="center", va="center",
-                            fontsize=8, color="white" if sc.aer[i, h] < 0.5 else "black",
+                    ax.text(h, i, f"{sc.aer[i, h]:.3f}" + ("*" if best else ""), ha="center", va="center",
+                            fontsize=8, color="white" if sc.aer[i, h] > 0.5 else "black",
                             fontweight="bold" if best else "normal")
             ax.set_xticks(range(self.n_heads))
             ax.set_yticks(range(len(self.layers)), [str(l) for l in self.layers])
@@ -563,7 +563,7 @@ class AlignmentReport:
             ax.set_title(f"AER, {conv} (best {sc.best_aer:.3f})", fontsize=9)
         fig.suptitle(f"{self.model_name} on {self.gold_name}", fontsize=9)
         if im is not None:
-            fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="AER (lower is better)")
+            fig.colorbar(im, ax=list(axes[0]), shrink=0.9, label="AER (lower is better)")
         out = Path(path)
         fig.savefig(out, dpi=120)
         plt.close(fig)
