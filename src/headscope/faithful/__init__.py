@@ -15,7 +15,9 @@ from __future__ import annotations
 from .ablation import AblationResult, HeadSpace, head_ablation, rank_correlations
 from .importance import TokenImportance, list_methods, token_importance
 from .metrics import (
+    ErasureOracle,
     FlipResult,
+    compare_rankings,
     decision_functions,
     eraser_aopc,
     erasure_flip,
@@ -28,9 +30,11 @@ from .metrics import (
 
 __all__ = [
     "AblationResult",
+    "ErasureOracle",
     "FlipResult",
     "HeadSpace",
     "TokenImportance",
+    "compare_rankings",
     "decision_functions",
     "eraser_aopc",
     "erasure_flip",

@@ -198,41 +198,118 @@ def eraser_aopc(predict_prob: Predict, ranking: Any, erasable: Any = None,
 
 # ---- model-backed predictors ------------------------------------------------------------------
 
-def decision_functions(ex: Example, row: int | None = None, variant: str = "remove",
-                       batch_size: int = 64) -> tuple[Predict, Predict]:
-    """``(predict_label, predict_prob)`` for erasure metrics on one encoded example.
+class ErasureOracle:
+    """Decisions of one encoded example under erasures, cached per erase pattern.
 
-    Classifier: the predicted class and the probability of the originally predicted class.
-    Encoder-decoder: for target row ``row`` (teacher forcing keeps the target prefix), the argmax
-    token of that step and the probability of the original argmax. Decoder-only: the next token.
-    Erased tokens are removed (``variant="remove"``) or replaced by the mask token (``"mask"``).
+    For every erase row it keeps the argmax decision and the log-probability of the *original*
+    decision: one value for classifiers and decoder-only models (next token), one per target
+    row for encoder-decoders (teacher forcing keeps the target prefix). Erased tokens are
+    removed (``variant="remove"``) or replaced by the mask token (``"mask"``).
     """
-    from .importance import edited_sources
 
-    if ex.family == "encoder-decoder" and row is None:
-        raise InputError("encoder-decoders need row= (the target token whose prediction is tested)")
-    cache: dict[bytes, tuple[int, np.ndarray]] = {}
+    def __init__(self, ex: Example, variant: str = "remove", batch_size: int = 64) -> None:
+        self.ex, self.variant, self.batch_size = ex, variant, batch_size
+        self._cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.original: np.ndarray | None = None
+        self.original = self._run(np.zeros((1, len(ex.source_ids)), dtype=bool))[0][0]
 
     @torch.no_grad()
-    def run(erase: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def _run(self, erase: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        from .importance import edited_sources
+
+        ex = self.ex
         erase = np.asarray(erase, dtype=bool)
-        todo = [i for i, r in enumerate(erase) if r.tobytes() not in cache]
-        sources = edited_sources(ex, erase[todo], variant)
-        for part in chunked(len(todo), batch_size):
+        todo = [i for i, r in enumerate(erase) if r.tobytes() not in self._cache]
+        todo = list(dict.fromkeys(todo))
+        sources = edited_sources(ex, erase[todo], self.variant)
+        for part in chunked(len(todo), self.batch_size):
             rows = score(ex.loaded, [ex] * (part.stop - part.start), sources[part])
             for i, r in zip(todo[part], rows):
                 logits = r["logits"]
-                logits = logits if ex.family == "classifier" else logits[row] if ex.family == "encoder-decoder" \
-                    else logits[-1]
-                cache[erase[i].tobytes()] = (int(logits.argmax()), torch.softmax(logits.double(), -1).numpy())
-        return [cache[r.tobytes()] for r in erase]
+                logits = logits[None] if ex.family == "classifier" else logits if ex.family == "encoder-decoder" \
+                    else logits[-1:]
+                logp = torch.log_softmax(logits.double(), -1)
+                labels = logp.argmax(-1).numpy()
+                ref = labels if self.original is None else self.original
+                chosen = logp.gather(-1, torch.as_tensor(ref)[:, None])[:, 0].numpy()
+                self._cache[erase[i].tobytes()] = (labels, chosen)
+        return [self._cache[r.tobytes()] for r in erase]
 
-    original = run(np.zeros((1, len(ex.source_ids)), dtype=bool))[0][0]
+    def labels(self, erase: np.ndarray, row: int = 0) -> np.ndarray:
+        """The decision (class / token id) for each erase row, at target row ``row``."""
+        return np.array([labels[row] for labels, _ in self._run(erase)])
 
-    def predict_label(erase: np.ndarray) -> np.ndarray:
-        return np.array([label for label, _ in run(erase)])
+    def probs(self, erase: np.ndarray, row: int = 0) -> np.ndarray:
+        """The probability of the original decision for each erase row, at target row ``row``."""
+        return np.array([np.exp(chosen[row]) for _, chosen in self._run(erase)])
 
-    def predict_prob(erase: np.ndarray) -> np.ndarray:
-        return np.array([probs[original] for _, probs in run(erase)])
 
-    return predict_label, predict_prob
+def decision_functions(ex: Example, row: int | None = None, variant: str = "remove",
+                       batch_size: int = 64, oracle: ErasureOracle | None = None) -> tuple[Predict, Predict]:
+    """``(predict_label, predict_prob)`` for :func:`erasure_flip` / :func:`eraser_aopc` on one example.
+
+    Classifier: the predicted class and the probability of the originally predicted class.
+    Encoder-decoder: for target row ``row``, the argmax token of that step and the probability
+    of the original argmax. Decoder-only: the next token. See :class:`ErasureOracle`.
+    """
+    if ex.family == "encoder-decoder" and row is None:
+        raise InputError("encoder-decoders need row= (the target token whose prediction is tested)")
+    oracle = oracle or ErasureOracle(ex, variant, batch_size)
+    r = row or 0
+    return (lambda erase: oracle.labels(erase, r)), (lambda erase: oracle.probs(erase, r))
+
+
+# ---- one example, every comparison --------------------------------------------------------------
+
+def compare_rankings(ex: Example, others: Sequence[str] = ("gradient", "loo"),
+                     flip_rankings: Sequence[str] = ("attention", "gradient", "loo", "random"),
+                     eraser: bool | None = None, seed: int = 0, attention_options: dict | None = None,
+                     variant: str = "remove") -> dict[str, Any]:
+    """Attention against other explanations on one example (Jain & Wallace; Serrano & Smith; ERASER).
+
+    Rankings use the content (non-special) source tokens only. Classifiers: one tau per other
+    method, one flip per ranking, ERASER AOPC per ranking. Encoder-decoders: everything per
+    target row (the final ``</s>`` row and other special target tokens skipped); ERASER only when
+    ``eraser=True``. Returns plain floats/lists (JSON-ready).
+    """
+    from .importance import importance_of
+
+    rng = np.random.default_rng(seed)
+    scores: dict[str, np.ndarray] = {"attention": importance_of(ex, "attention", **(attention_options or {})).scores}
+    for name in dict.fromkeys([*others, *[r for r in flip_rankings if r not in ("attention", "random")]]):
+        scores[name] = importance_of(ex, name).scores
+    content = ex.content
+    seq2seq = ex.family == "encoder-decoder"
+    if seq2seq:
+        tok = ex.loaded.tokenizer
+        special = set(getattr(tok, "all_special_ids", []) or [])
+        rows = [t for t, i in enumerate(ex.target_ids or []) if i not in special]
+    else:
+        rows = [0]
+    eraser = (not seq2seq) if eraser is None else eraser
+    oracle = ErasureOracle(ex, variant)
+    out: dict[str, Any] = {"tau": {}, "flip": {}, "eraser": {}, "rows": rows}
+    for name in others:
+        if seq2seq:
+            out["tau"][name] = [kendall_tau(scores["attention"][t], scores[name][t], content) for t in rows]
+        else:
+            out["tau"][name] = kendall_tau(scores["attention"], scores[name], content)
+    for name in flip_rankings:
+        flips, aopc = [], []
+        for t in rows:
+            if name == "random":
+                ranking = random_ranking(len(ex.source_ids), rng)
+            else:
+                ranking = scores[name][t] if seq2seq else scores[name]
+            label, prob = decision_functions(ex, t if seq2seq else None, oracle=oracle)
+            flips.append(erasure_flip(label, ranking, content))
+            if eraser:
+                aopc.append(eraser_aopc(prob, ranking, content))
+        out["flip"][name] = [{"n_erased": f.n_erased, "n_erasable": f.n_erasable, "flipped": f.flipped,
+                              "fraction": f.fraction} for f in flips]
+        if eraser:
+            out["eraser"][name] = {"comprehensiveness": float(np.mean([a["comprehensiveness"] for a in aopc])),
+                                   "sufficiency": float(np.mean([a["sufficiency"] for a in aopc]))}
+    if not seq2seq:
+        out["flip"] = {k: v[0] for k, v in out["flip"].items()}
+    return out
