@@ -42,13 +42,11 @@ import torch
 
 from headscope.align.extract import argmax_mask, mask_to_links, threshold_mask
 from headscope.align.gold import load_gold
-from headscope.align.metrics import AERCounts, AlignmentScore
+from headscope.align.metrics import AERCounts
 from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, select_rows, subword_to_word
 from headscope.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import datasets
-
     from headscope.inspection import Inspection
 
 __all__ = [
