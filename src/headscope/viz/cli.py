@@ -19,10 +19,10 @@ from headscope.errors import InputError
 
 
 def _inspect(args: argparse.Namespace, words: bool) -> object:
-    from headscope.cli import _model_and_text
+    from headscope.cli import model_and_text
     from headscope.inspection import inspect
 
-    model, text = _model_and_text(args)
+    model, text = model_and_text(args)
     if words:
         return inspect(model, text.split(), target=args.target.split(), is_split_into_words=True)
     return inspect(model, text, target=args.target)
@@ -37,7 +37,7 @@ def _report(args: argparse.Namespace) -> int:
     insp = _inspect(args, words=gold is not None)
     path = report(insp, args.out, gold=gold, faithful=not args.no_faithful, bertviz=not args.no_bertviz,
                   bertviz_layers=args.layers, bertviz_heads=args.heads, decimals=args.decimals,
-                  convention=args.convention)
+                  convention=args.convention, fragmentation=not args.no_fragmentation)
     print(insp.summary())
     print(f"report written to {path}")
     return 0
@@ -72,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="gold links for TEXT/--target, Pharaoh format over 0-based whitespace words, e.g. '0-0 1-2 2-1 3p3'")
     p.add_argument("--convention", choices=("naive", "shift"), help="decoder-step rows used to score alignment")
     p.add_argument("--no-faithful", action="store_true", help="skip head ablation and token importance")
+    p.add_argument("--no-fragmentation", action="store_true", help="skip the fragmentation section")
     p.add_argument("--no-bertviz", action="store_true", help="leave the bertviz views out (smaller page)")
     p.add_argument("--out", required=True, help="folder (gets report.html) or .html file")
     p.set_defaults(handler=_report)

@@ -385,14 +385,14 @@ def _faithful_section(insp: Any, faithful: bool, methods: Sequence[str]) -> _Sec
     return sec
 
 
-def _fragmentation_section(insp: Any) -> _Section | None:
+def _fragmentation_section(insp: Any, faithful: bool) -> _Section | None:
     mod = _optional("headscope.fragment")
     sec = _Section("fragmentation")
     fn = getattr(mod, "fragmentation", None) if mod is not None else None
     if fn is None:
         return None
     try:
-        frag = fn(insp, faithful=insp.loaded is not None)
+        frag = fn(insp, faithful=faithful and insp.loaded is not None)
         sec.add(f"<pre>{_e(frag.summary())}</pre>")
         tau = np.asarray(frag.tau, dtype=float)
         if tau.ndim == 2 and tau.size:
@@ -425,7 +425,7 @@ def build_report(insp: Any, gold: Any = None, *, convention: str | None = None, 
                 _plausible_section(insp, bertviz, bertviz_layers, bertviz_heads, decimals, min_weight),
                 _faithful_section(insp, faithful, importance_methods)]
     if fragmentation:
-        frag = _fragmentation_section(insp)
+        frag = _fragmentation_section(insp, faithful)
         if frag is not None:
             sections.append(frag)
     missing = [name for name in ("headscope.aggregate", "headscope.align", "headscope.faithful", "headscope.fragment")
