@@ -30,3 +30,11 @@ def test_inspect_folder_forced(marian_dir, tmp_path, capsys):
 def test_inspect_error_exit_code(capsys):
     assert main(["inspect", "no-such/model-xyz", "hello"]) == 2
     assert "headscope: error: could not load model" in capsys.readouterr().err
+
+
+def test_fragment_verb(marian_dir, tmp_path, capsys):
+    assert main(["fragment", marian_dir, "A man in a red shirt.", "--target", "Un homme.",
+                 "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    assert "Plausible" in out and "Kendall τ of each reading with leave-one-out" in out
+    assert (tmp_path / "f" / "fragmentation.json").is_file()

@@ -28,7 +28,7 @@ VERB_MODULES = (
 )
 
 
-def _model_and_text(args: argparse.Namespace) -> tuple[str, str]:
+def model_and_text(args: argparse.Namespace) -> tuple[str, str]:
     from .models import DEFAULT_MODEL
 
     if len(args.args) == 1:
@@ -41,7 +41,7 @@ def _model_and_text(args: argparse.Namespace) -> tuple[str, str]:
 def _inspect(args: argparse.Namespace) -> int:
     from .inspection import inspect
 
-    model, text = _model_and_text(args)
+    model, text = model_and_text(args)
     insp = inspect(model, text, target=args.target, num_beams=args.beams)
     print(insp.summary())
     if args.out:
