@@ -61,6 +61,18 @@ def test_planted_heads_by_hand():
     assert "| 0 | 0.667 / 0.500 / 0.000 | **0.000 / 1.000 / 1.000** |" in r.markdown()
 
 
+def test_planted_symmetrized():
+    r = evaluate_inspections([_planted()], GOLD, convention="both", sources="heads")
+    inter = r.symmetrized("intersection")
+    # L0H0: naive {(0,0),(1,1)} & shift {(1,0),(1,1)} = {(1,1)}: 1 - (0 + 1) / (1 + 1)
+    # L0H1: {(1,0),(0,1)} & {(0,0),(1,1)} = {}: AER 1; L1H0, L1H1 unchanged
+    np.testing.assert_allclose(inter.aer, [[0.5, 1], [1 / 3, 2 / 3]])
+    assert inter.convention == "naive+shift intersection" and inter.best_head == (1, 0)
+    np.testing.assert_allclose(r.symmetrized("union").aer[0], [1 - 3 / 4, 1 - 3 / 5])
+    with pytest.raises(InputError, match="both"):
+        evaluate_inspections([_planted()], GOLD, convention="naive", sources="heads").symmetrized()
+
+
 def test_planted_threshold():
     r = evaluate_inspections([_planted()], GOLD, convention="naive", extraction=("threshold", 0.5), sources="heads")
     # L1H1 has no word cell above 0.5 (0.1, 0.2): empty prediction, AER 1 (|S| = 1)
@@ -190,9 +202,10 @@ def marian_dir(marian, tmp_path_factory):
 def test_cli_align(only_align_verb, marian_dir, gold_files, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["align", marian_dir, "--gold", *gold_files, "--index-base", "0", "--convention", "both",
-                 "--out", str(out), "--no-progress"])
+                 "--out", str(out), "--no-progress", "--symmetrize", "intersection"])
     assert code == 0
     text = capsys.readouterr().out
+    assert "naive+shift intersection: best head" in text
     assert "naive convention" in text and "shift convention" in text and "*" in text
     assert "best-head AER side by side" in text
     assert (out / "aer_heatmap.png").is_file() and (out / "scores.csv").is_file()

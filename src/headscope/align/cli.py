@@ -12,7 +12,8 @@ import argparse
 import re
 from pathlib import Path
 
-from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION
+from headscope.align.extract import SYMMETRIZATIONS
+from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS
 from headscope.errors import InputError
 
 __all__ = ["register"]
@@ -48,11 +49,20 @@ def _align(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         reverse=args.reverse,
         index_base=args.index_base,
+        src_pool=args.src_pool,
+        tgt_pool=args.tgt_pool,
         **kwargs,
     )
     print(report.table())
     print()
     print(report.summary())
+    if args.symmetrize:
+        if args.convention != "both":
+            raise InputError("--symmetrize combines the naive and shift links: add --convention both")
+        sym = report.symmetrized(args.symmetrize)
+        best_agg = min(sym.aggregates.items(), key=lambda kv: kv[1]["aer"], default=None)
+        print(f"  {sym.convention}: best head layer {sym.best_head[0]} head {sym.best_head[1]} AER {sym.best_aer:.3f}"
+              + (f"; best aggregate {best_agg[0]} AER {best_agg[1]['aer']:.3f}" if best_agg else ""))
     out = Path(args.out) if args.out else _out_dir(args.model)
     report.save(out)
     print(f"saved report.json, scores.csv, links.jsonl and aer_heatmap.png to {out}/")
@@ -78,8 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--extraction", choices=["argmax", "threshold"], default="argmax",
                    help="links per target word: its argmax source word (default) or every word above --threshold")
     p.add_argument("--threshold", type=float, default=None, metavar="P", help="probability for --extraction threshold")
+    p.add_argument("--symmetrize", choices=SYMMETRIZATIONS, default=None,
+                   help="also score each source's naive and shift links combined by this method (needs --convention both)")
     p.add_argument("--sources", default=None,
                    help="comma-separated map sources (heads,layer_mean,all_mean,rollout; default all)")
+    p.add_argument("--src-pool", choices=POOLINGS, default="sum",
+                   help="pool source subwords into words by sum (default), mean or max")
+    p.add_argument("--tgt-pool", choices=POOLINGS, default="mean",
+                   help="pool target subwords into words by mean (default), sum or max")
     p.add_argument("--index-base", type=int, choices=[0, 1], default=None,
                    help="0- or 1-based links in gold files (default: inferred when unambiguous)")
     p.add_argument("--reverse", action="store_true", help="swap the gold direction (source <-> target)")

@@ -43,7 +43,7 @@ import torch
 from headscope.align.extract import argmax_mask, mask_to_links, threshold_mask
 from headscope.align.gold import load_gold
 from headscope.align.metrics import AERCounts
-from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, select_rows, subword_to_word
+from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, select_rows, subword_to_word
 from headscope.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,6 +130,13 @@ def _check_extraction(extraction: Extraction) -> tuple[str, float | None]:
     raise InputError(
         f"extraction must be 'argmax' or ('threshold', p) with 0 <= p < 1, not {extraction!r}"
     )
+
+
+def _check_pools(src_pool: str, tgt_pool: str) -> tuple[str, str]:
+    for name, how in (("src_pool", src_pool), ("tgt_pool", tgt_pool)):
+        if how not in POOLINGS:
+            raise InputError(f"{name} must be one of {POOLINGS}, not {how!r}")
+    return src_pool, tgt_pool
 
 
 def _check_conventions(convention: str) -> tuple[str, ...]:
@@ -368,6 +375,31 @@ class AlignmentReport:
             raise InputError(f"sentence {sentence} out of range (0..{len(self.links[conv]) - 1})")
         return set(self.links[conv][sentence][self.sources.index(source)])
 
+    def symmetrized(self, method: str = "grow-diag-final", a: str = "naive", b: str = "shift") -> ConventionScores:
+        """Scores of every map source after symmetrising its links under conventions ``a`` and
+        ``b`` (``intersection``, ``union``, ``grow-diag``, ``grow-diag-final``,
+        ``grow-diag-final-and``; see :func:`headscope.align.symmetrize`). Needs both conventions
+        scored (``convention="both"``); the result's convention is named ``"a+b method"``.
+        """
+        from headscope.align.extract import symmetrize
+
+        for conv in (a, b):
+            if conv not in self.links or len(self.links[conv]) != len(self.gold):
+                raise InputError(f"no links for convention {conv!r}; evaluate with convention='both'")
+        counts = AERCounts((len(self.sources),))
+        n = len(self.sources)
+        for k, g in enumerate(self.gold):
+            sure = {tuple(x) for x in g["sure"]}
+            possible = {tuple(x) for x in g["possible"]} | sure
+            for s in range(n):
+                pred = symmetrize(self.links[a][k][s], self.links[b][k][s], method)  # type: ignore[arg-type]
+                counts.n_predicted[s] += len(pred)
+                counts.n_predicted_sure[s] += len(pred & sure)
+                counts.n_predicted_possible[s] += len(pred & possible)
+            counts.n_sure += len(sure)
+            counts.n_sentences += 1
+        return _convention_scores(f"{a}+{b} {method}", counts.score(), self.sources, self.layers, self.n_heads)
+
     # ---- display --------------------------------------------------------------------------
     def table(self, convention: str | None = None, metric: str = "aer") -> str:
         """Text table, layers x heads (best head marked ``*``), then one row per aggregate.
@@ -574,11 +606,39 @@ _COUNT_KEYS = ("n_predicted", "n_sure", "n_predicted_sure", "n_predicted_possibl
 # ---- the scoring pass ------------------------------------------------------------------------
 
 
+def _convention_scores(conv: str, sc: Any, names: list[str], layers: list[int], n_heads: int) -> ConventionScores:
+    """Split the scores of every map source (``names`` order, heads first) into a ConventionScores."""
+    n_lh = sum(1 for name in names if re.fullmatch(r"L\d+H\d+", name))
+    shape = (len(layers), n_heads)
+
+    def grid(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x)[:n_lh].reshape(shape) if n_lh else np.full(shape, np.nan)
+
+    aggregates = {
+        name: {"precision": float(sc.precision[i]), "recall": float(sc.recall[i]), "aer": float(sc.aer[i]),
+               **{key: int(getattr(sc, key)[i]) for key in _COUNT_KEYS}}
+        for i, name in enumerate(names) if i >= n_lh
+    }
+    aer_grid = grid(sc.aer)
+    if n_lh:
+        li, h = np.unravel_index(int(np.argmin(aer_grid)), shape)
+        best, best_aer = (layers[li], int(h)), float(aer_grid[li, h])
+    else:
+        best, best_aer = (layers[0], 0), math.nan
+    return ConventionScores(
+        convention=conv, aer=aer_grid, precision=grid(sc.precision), recall=grid(sc.recall),
+        aggregates=aggregates, best_head=best, best_aer=best_aer,
+        counts={key: grid(getattr(sc, key)).astype(np.int64) if n_lh else np.zeros(shape, np.int64)
+                for key in _COUNT_KEYS},
+    )
+
+
 class _Scorer:
     """Accumulates counts of every map source and convention, one sentence at a time."""
 
     def __init__(self, conventions: tuple[str, ...], extraction: tuple[str, float | None],
-                 sources: tuple[str, ...], n: int) -> None:
+                 sources: tuple[str, ...], n: int, pools: tuple[str, str] = ("sum", "mean")) -> None:
+        self.pools = pools
         self.conventions = conventions
         self.extraction = extraction
         self.sources = sources
@@ -612,7 +672,7 @@ class _Scorer:
         how, p = self.extraction
         for conv in self.conventions:
             wm = subword_to_word(select_rows(stack, conv), insp.source_word_ids, insp.target_word_ids,
-                                 n_src_words=len(src_words), n_tgt_words=len(tgt_words))
+                                 *self.pools, n_src_words=len(src_words), n_tgt_words=len(tgt_words))
             mask = argmax_mask(wm) if how == "argmax" else threshold_mask(wm, p)
             mask = mask.numpy()
             self.counts[conv].add(mask, sure, possible)
@@ -622,32 +682,10 @@ class _Scorer:
                notes: list[str]) -> AlignmentReport:
         if self.names is None:
             raise InputError("no sentences to score")
-        n_lh = len(self.layers) * self.n_heads if "heads" in self.sources else 0
-        by_conv = {}
-        for conv in self.conventions:
-            sc = self.counts[conv].score()
-            shape = (len(self.layers), self.n_heads)
-
-            def grid(x: np.ndarray) -> np.ndarray:
-                return np.asarray(x)[:n_lh].reshape(shape) if n_lh else np.full(shape, np.nan)
-
-            aggregates = {
-                name: {"precision": float(sc.precision[i]), "recall": float(sc.recall[i]), "aer": float(sc.aer[i]),
-                       **{key: int(getattr(sc, key)[i]) for key in _COUNT_KEYS}}
-                for i, name in enumerate(self.names) if i >= n_lh
-            }
-            aer_grid = grid(sc.aer)
-            if n_lh:
-                li, h = np.unravel_index(int(np.argmin(aer_grid)), shape)
-                best, best_aer = (self.layers[li], int(h)), float(aer_grid[li, h])
-            else:
-                best, best_aer = (self.layers[0], 0), math.nan
-            by_conv[conv] = ConventionScores(
-                convention=conv, aer=aer_grid, precision=grid(sc.precision), recall=grid(sc.recall),
-                aggregates=aggregates, best_head=best, best_aer=best_aer,
-                counts={key: grid(getattr(sc, key)).astype(np.int64) if n_lh else np.zeros(shape, np.int64)
-                        for key in _COUNT_KEYS},
-            )
+        by_conv = {
+            conv: _convention_scores(conv, self.counts[conv].score(), self.names, self.layers, self.n_heads)
+            for conv in self.conventions
+        }
         main = DEFAULT_CONVENTION if DEFAULT_CONVENTION in self.conventions else self.conventions[0]
         m = by_conv[main]
         links = {
@@ -657,7 +695,8 @@ class _Scorer:
         how, p = self.extraction
         return AlignmentReport(
             model_name=model_name, gold_name=gold_name, conventions=self.conventions, convention=main,
-            extraction="argmax" if how == "argmax" else f"threshold {p:g}", layers=self.layers,
+            extraction=("argmax" if how == "argmax" else f"threshold {p:g}")
+            + ("" if self.pools == ("sum", "mean") else f", pooling {self.pools[0]}/{self.pools[1]}"), layers=self.layers,
             n_heads=self.n_heads, aer=m.aer, precision=m.precision, recall=m.recall, aggregates=m.aggregates,
             best_head=m.best_head, best_aer=m.best_aer, by_convention=by_conv, n_sentences=len(gold),
             seconds=seconds, sources=list(self.names), notes=notes, links=links, gold=gold,
@@ -695,6 +734,8 @@ def evaluate_inspections(
     reverse: bool = False,
     index_base: int | None = None,
     threads: int | None = 1,
+    src_pool: str = "sum",
+    tgt_pool: str = "mean",
 ) -> AlignmentReport:
     """Score already captured forced inspections (one per gold sentence, same order).
 
@@ -711,7 +752,7 @@ def evaluate_inspections(
         rows = _gold_rows(gold, reverse, index_base, None)
     if len(rows) != len(inspections):
         raise InputError(f"{len(inspections)} inspections for {len(rows)} gold sentences")
-    scorer = _Scorer(convs, ext, srcs, len(rows))
+    scorer = _Scorer(convs, ext, srcs, len(rows), _check_pools(src_pool, tgt_pool))
     with torch_threads(threads), torch.no_grad():
         for k, (insp, row) in enumerate(zip(inspections, rows)):
             scorer.add(k, insp, row)
@@ -740,6 +781,8 @@ def evaluate(
     reverse: bool = False,
     index_base: int | None = None,
     threads: int | None = 1,
+    src_pool: str = "sum",
+    tgt_pool: str = "mean",
 ) -> AlignmentReport:
     """Score every cross-attention head (and aggregate) of ``model`` against gold word alignments.
 
@@ -756,6 +799,8 @@ def evaluate(
         when :func:`headscope.aggregate.encoder_decoder_rollout` is unavailable.
     batch_size : sentences per padded forward pass (sentences are sorted by length first).
     limit : score only the first ``limit`` gold sentences.
+    src_pool, tgt_pool : how subwords pool into words (``sum`` / ``mean`` / ``max``; default sum
+        over source subwords, mean over target subwords), see :func:`~headscope.align.subword_to_word`.
     reverse, index_base : passed to :func:`~headscope.align.load_gold` for file gold sets.
     threads : torch threads while evaluating, restored after (default 1: on 2 shared, busy CPU
         cores both the small forward passes and the word pooling of many tiny tensors ran 10-40x
@@ -785,7 +830,7 @@ def evaluate(
             srcs = tuple(s for s in srcs if s != "rollout")
         else:
             kinds = ["encoder", "decoder", "cross"]
-    scorer = _Scorer(convs, ext, srcs, len(rows))
+    scorer = _Scorer(convs, ext, srcs, len(rows), _check_pools(src_pool, tgt_pool))
     order = sorted(range(len(rows)), key=lambda k: (len(rows[k]["source_words"]) + len(rows[k]["target_words"])))
     bar = None
     if progress:
