@@ -240,30 +240,33 @@ def run_ablations(examples: Sequence[Example], space: HeadSpace, configs: np.nda
         return results, forwards
 
     reuse = loaded.family == "encoder-decoder"
-    groups = {True: [], False: []}
+    groups: dict[bool, list[int]] = {True: [], False: []}
     for g in range(n_cfg):
         groups[not reuse or space.touches_encoder(configs[g])].append(g)
-    pairs_full = [(g, n) for g in groups[True] for n in range(n_ex)]
-    pairs_dec = [(g, n) for g in groups[False] for n in range(n_ex)]
-    iterator: Any = chunked(len(pairs_full), batch_size)
-    jobs = [(pairs_full[s], False) for s in iterator] + [(pairs_dec[s], True) for s in chunked(len(pairs_dec), batch_size)]
+    full_inputs = model_inputs(loaded, list(examples))
+    # example-major rows, examples by length: each forward pads to nearly its own examples' length
+    lengths = full_inputs["attention_mask"].sum(1) + full_inputs.get("decoder_attention_mask", torch.zeros(1)).sum(-1)
+    by_length = torch.argsort(lengths, stable=True).tolist()
+    pairs_full = [(g, n) for n in by_length for g in groups[True]]
+    pairs_dec = [(g, n) for n in by_length for g in groups[False]]
+    jobs = [(pairs_full[s], False) for s in chunked(len(pairs_full), batch_size)]
+    jobs += [(pairs_dec[s], True) for s in chunked(len(pairs_dec), batch_size)]
     if progress:
         from tqdm.auto import tqdm
 
         jobs = tqdm(jobs, desc="ablation batches", unit="batch")
-    full_inputs = model_inputs(loaded, list(examples))
     encoder_states = None
     if pairs_dec:
-        encoder = model.get_encoder()
-        enc_out = encoder(input_ids=full_inputs["input_ids"], attention_mask=full_inputs["attention_mask"])
+        enc_out = model.get_encoder()(input_ids=full_inputs["input_ids"], attention_mask=full_inputs["attention_mask"])
         encoder_states = enc_out.last_hidden_state
         forwards += 1
     for chunk, use_cache in jobs:
         idx = torch.tensor([n for _, n in chunk])
-        inputs = {k: v.index_select(0, idx) for k, v in full_inputs.items()}
+        inputs = _trimmed({k: v.index_select(0, idx) for k, v in full_inputs.items()})
         if use_cache:
             inputs.pop("input_ids")
-            inputs["encoder_outputs"] = (encoder_states.index_select(0, idx),)
+            width = inputs["attention_mask"].shape[1]
+            inputs["encoder_outputs"] = (encoder_states.index_select(0, idx)[:, :width],)
         gate_rows = gates_all.index_select(0, torch.tensor([g for g, _ in chunk]))
         out = run_gated(loaded, inputs, space.gates(gate_rows))
         forwards += 1
@@ -271,6 +274,16 @@ def run_ablations(examples: Sequence[Example], space: HeadSpace, configs: np.nda
         for (g, n), row in zip(chunk, _slim(token_logprobs(loaded, out.logits, inputs, exs))):
             results[g][n] = row
     return results, forwards
+
+
+def _trimmed(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut right padding that no row of this batch needs."""
+    src = int(inputs["attention_mask"].sum(1).max())
+    out = {k: inputs[k][:, :src] for k in ("input_ids", "attention_mask")}
+    if "decoder_attention_mask" in inputs:
+        tgt = int(inputs["decoder_attention_mask"].sum(1).max())
+        out.update({k: inputs[k][:, :tgt] for k in ("decoder_input_ids", "decoder_attention_mask", "labels_")})
+    return out
 
 
 def _baseline(examples: Sequence[Example], batch_size: int) -> list[dict[str, torch.Tensor]]:
