@@ -110,7 +110,8 @@ def test_report_renders_offline(chromium, tmp_path, insp):
     path = report(insp, tmp_path / "report.html", gold="0-0 1-1 2-2 4-4 5-3 3p2 6-5")
     dom, console = render(chromium, path)
     assert not errors(console), console
-    for claim in ("output", "alignment", "plausible", "faithful"):
+    assert "Un homme en chemise rouge ." in dom.split("</header>")[0]
+    for claim in ("alignment", "plausible", "faithful"):
         assert f'data-claim="{claim}"' in dom
     assert len(re.findall(r'<img src="data:image/png;base64,', dom)) >= 6
     views = dom.split('class="headscope-bertviz"')

@@ -41,7 +41,8 @@ def test_report_with_gold_scores_alignment(pair_insp, tmp_path):
     path = report(pair_insp, tmp_path, gold=GOLD, faithful=False, bertviz=False, fragmentation=False)
     assert path == tmp_path / "report.html"
     page = path.read_text(encoding="utf-8")
-    assert _claims(page)[:4] == ["output", "alignment", "plausible", "faithful"]
+    assert _claims(page)[:3] == ["alignment", "plausible", "faithful"]
+    assert "forced (teacher forcing)" in page.split("</header>")[0]
     alignment = page.split('data-claim="alignment"')[1].split("</section>")[0]
     assert "AER" in alignment and "best single head" in alignment and "Not scored" not in alignment
     assert alignment.count("<img") == 3  # AER heatmap, best head + gold, mean + gold
