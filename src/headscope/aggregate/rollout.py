@@ -325,7 +325,8 @@ def encoder_decoder_rollout(
     residual : float in (0, 1]
         Weight of the identity (residual path); ``1`` means no mixing, and then
         no relevance reaches the source (the result is all zeros).
-    head_fusion, discard_ratio : as in :func:`rollout`.
+    head_fusion, discard_ratio : as in :func:`rollout` (for the non-square cross
+        attention no weight is protected from the discard).
 
     Returns
     -------
