@@ -53,9 +53,9 @@ section.faithful{border-left-color:#31a354}section.fragmentation{border-left-col
 .claimtag{display:inline-block;font-size:.75em;text-transform:uppercase;letter-spacing:.06em;padding:.15em .5em;
 border-radius:3px;background:#eee;margin-right:.5em;vertical-align:middle}
 .question{color:#555;font-style:italic;margin-top:-.4em}
-figure{display:inline-block;margin:.6em 1.2em .6em 0;vertical-align:top;max-width:560px}
+figure{display:inline-table;margin:.6em 1.2em .6em 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}
+figcaption{display:table-caption;caption-side:bottom;font-size:.85em;color:#555}
 header table{border:none;font-size:.85em;color:#c8d6e5}header td,header th{border:none;padding:.05em .8em .05em 0}
 .note{background:#fff8e1;border:1px solid #f0d98a;padding:.4em .8em;font-size:.9em}
 .missing{color:#a33}
