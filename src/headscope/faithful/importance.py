@@ -258,7 +258,6 @@ def edited_sources(ex: Example, erase: np.ndarray, variant: str = "remove") -> l
 def erased_logprobs(ex: Example, erase: np.ndarray, variant: str = "remove", batch_size: int = 64) -> np.ndarray:
     """``log p`` of the decision (``[R]``; ``[R, T]`` for encoder-decoders) with ``erase[r]`` erased."""
     sources = edited_sources(ex, erase, variant)
-    objective = _objective_index(ex)
     out = []
     for part in chunked(len(sources), batch_size):
         rows = score(ex.loaded, [ex] * (part.stop - part.start), sources[part])

