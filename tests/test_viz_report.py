@@ -86,3 +86,11 @@ def test_cli_report_verb(tmp_path, monkeypatch, tiny, capsys):
     assert "--target" in capsys.readouterr().err
     rc = main(["bertviz", "tiny-marian", "A man.", "--view", "model", "--layers", "1", "--out", str(tmp_path)])
     assert rc == 0 and (tmp_path / "bertviz_model.html").exists()
+
+
+def test_decoder_only_report(tiny):
+    model, tok = tiny("gpt2")
+    insp = inspect((model, tok), "A man in a red shirt")
+    page = build_report(insp, faithful=False, fragmentation=False)
+    assert "Not applicable" in page and "could not be computed" not in page
+    assert page.count('class="headscope-bertviz"') == 2

@@ -294,11 +294,13 @@ def _plausible_section(insp: Any, bertviz: bool, bertviz_layers: Any, bertviz_he
                                       cmap="Greys", vmin=0.0, vmax=1.0, xlabel="attended word",
                                       ylabel="attending word", annotate=False),
                             "Word-level self-attention of the last layer (special tokens left out), flat blocks."))
-            row = insp.attentions[kind][-1].float().mean(0)[0].double().numpy()
-            sec.add(_figure(F.bars(list(row), [t for t in insp.source_tokens],
-                                   title=f"attention from the first token ({insp.source_tokens[0]}), layer {last}",
-                                   xlabel="weight"),
-                            "What the first (classification) position reads in the last layer, heads averaged."))
+            q = 0 if insp.family == "classifier" else -1  # [CLS] decides a classifier; the last token the next one
+            row = insp.attentions[kind][-1].float().mean(0)[q].double().numpy()
+            which = "first (classification)" if q == 0 else "last (predicting)"
+            sec.add(_figure(F.bars(list(row), list(insp.source_tokens),
+                                   title=f"attention from the {which.split()[0]} token "
+                                         f"({insp.source_tokens[q]}), layer {last}", xlabel="weight"),
+                            f"What the {which} position reads in the last layer, heads averaged."))
         rollout = _rollout_map(insp)
         if rollout is not None:
             kind = "cross" if insp.family == "encoder-decoder" else insp.kinds[0]
