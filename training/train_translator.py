@@ -76,17 +76,19 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--out", type=Path, default=None,
                     help="export folder (default src/headscope/models/weights/<en-fr...>)")
-    ap.add_argument("--max-tokens", type=int, default=3000)
+    ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=600)
+    ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-minutes", type=float, default=10.0)
     ap.add_argument("--eval-n", type=int, default=300, help="val sentences for periodic BLEU")
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                    help="bfloat16 autocast for forward (fp32 master weights); ~1.5x on AVX512-BF16 CPUs")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
+                    help="bfloat16 autocast of the forward pass (slow when batch shapes vary: off by default)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export <work>/<size>/ckpt.pt (e.g. of a run still going) without training")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -120,7 +122,9 @@ def main() -> None:
 
     step, epoch, elapsed_before, history = 0, 0, 0.0, []
     ckpt = run_dir / "ckpt.pt"
-    if args.resume and ckpt.exists():
+    if args.export_only and not ckpt.exists():
+        raise SystemExit(f"no checkpoint at {ckpt}")
+    if (args.resume or args.export_only) and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -141,7 +145,7 @@ def main() -> None:
     t0 = time.time()
     budget = args.minutes * 60
     next_eval = args.eval_minutes * 60
-    done = False
+    done = args.export_only
     tok_count, loss_acc, n_acc, t_log = 0, 0.0, 0, time.time()
     model.train()
     while not done:
@@ -164,7 +168,7 @@ def main() -> None:
             loss_acc += float(loss.detach()) * ntok
             n_acc += ntok
             now = time.time() - t0
-            if step % 100 == 0:
+            if step % 25 == 0:
                 dt = time.time() - t_log
                 print(f"step {step} ep {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step):.2e} "
                       f"tgt_tok/s {tok_count / dt:.0f} elapsed {(elapsed_before + now) / 60:.1f}m",
@@ -181,18 +185,27 @@ def main() -> None:
                 done = True
                 break
 
-    wall = elapsed_before + time.time() - t0
-    b = evaluate()
-    history.append(dict(step=step, minutes=round(wall / 60, 1), val_bleu=round(b, 2)))
-    print(f"FINAL step {step} epochs {epoch} wall {wall / 60:.1f} min val BLEU({len(val_en)}) {b:.2f}",
-          flush=True)
-    save()
+    if args.export_only:
+        wall = elapsed_before
+    else:
+        wall = elapsed_before + time.time() - t0
+        b = evaluate()
+        history.append(dict(step=step, minutes=round(wall / 60, 1), val_bleu=round(b, 2)))
+        print(f"FINAL step {step} epochs {epoch} wall {wall / 60:.1f} min val BLEU({len(val_en)}) "
+              f"{b:.2f}", flush=True)
+        save()
     if args.no_export:
         return
     model.eval()
     sizes = dict(encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
                  heads=cfg.encoder_attention_heads, d_model=cfg.d_model,
                  ffn_dim=cfg.encoder_ffn_dim, vocab_size=cfg.vocab_size, params=n_params)
+    train_cmd = f"python training/train_translator.py --size {args.size} --minutes {args.minutes:g}"
+    if args.threads != 2:
+        train_cmd += f" --threads {args.threads}"
+    if args.export_only:
+        train_cmd = (f"python training/train_translator.py --size {args.size} --threads {args.threads}"
+                     f" (checkpoint after {wall / 60:.0f} min, step {step}, exported with --export-only)")
     stats = json.loads((d / "stats.json").read_text()) if (d / "stats.json").exists() else {}
     export(model, tok, out, args.size, dict(
         name=f"headscope/{FOLDERS[args.size]}",
@@ -205,8 +218,7 @@ def main() -> None:
         data_counts=stats,
         tokenizer="Unigram 8k shared en/fr (HF tokenizers), Metaspace whitespace pre-tokenizer",
         sizes=sizes,
-        training=dict(command=f"python training/train_translator.py --size {args.size} "
-                              f"--minutes {args.minutes:g}",
+        training=dict(command=train_cmd,
                       wall_minutes=round(wall / 60, 1), steps=step, epochs=epoch,
                       threads=args.threads, bf16=args.bf16, max_tokens=args.max_tokens, lr=args.lr,
                       warmup=args.warmup, label_smoothing=0.1, val_history=history),
