@@ -218,3 +218,19 @@ def test_cli_malformed_gold(only_align_verb, marian_dir, gold_files, tmp_path, c
     assert code == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "1x1" in err and str(bad) in err
+
+
+def test_cli_three_files_reverse_limit(only_align_verb, marian_dir, tmp_path, capsys):
+    (tmp_path / "src.txt").write_text("".join(t + "\n" for _, t in SENTS), encoding="utf-8")  # French side
+    (tmp_path / "tgt.txt").write_text("".join(s + "\n" for s, _ in SENTS), encoding="utf-8")
+    flipped = [" ".join(f"{j}-{i}" if "-" in tok else f"{j}p{i}"
+                        for tok in line.split() for i, j in [tok.replace("p", "-").split("-")]) for line in LINKS]
+    (tmp_path / "links.txt").write_text("".join(line + "\n" for line in flipped), encoding="utf-8")
+    out = tmp_path / "o"
+    code = main(["align", marian_dir, "--gold", str(tmp_path / "src.txt"), str(tmp_path / "tgt.txt"),
+                 str(tmp_path / "links.txt"), "--reverse", "--index-base", "0", "--limit", "2",
+                 "--convention", "naive", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    back = AlignmentReport.load(out)
+    assert back.n_sentences == 2 and back.conventions == ("naive",)
+    assert back.gold[0]["source_words"] == SENTS[0][0].split()  # reversed back to English -> French
