@@ -169,7 +169,7 @@ def _word_count(word_ids: Sequence[int | None], words: Sequence[str], side: str,
     elif n_tok > len(words):
         detail = f"; the tokenizer has word #{n_tok - 1}, past the last gold word"
     raise InputError(
-        f"sentence {k}: the tokenizer's {side} words do not match the gold {side} words "
+        f"sentence {k} (line {k + 1} of the gold files): the tokenizer's {side} words do not match the gold {side} words "
         f"({len(words)} gold words, tokenizer word ids cover {len(seen)} of them, up to "
         f"{n_tok - 1}){detail}. The gold sentence must be tokenised into the words the model's "
         "tokenizer keeps (use a fast tokenizer: words are passed with is_split_into_words=True)"
