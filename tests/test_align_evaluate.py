@@ -83,7 +83,7 @@ def test_planted_threshold():
 def test_word_mismatch_refused():
     insp = _planted()
     gold = [dict(GOLD[0], source_words=["a", "b", "c"])]
-    with pytest.raises(InputError, match=r"sentence 0: .*source words.*'c'.*no token"):
+    with pytest.raises(InputError, match=r"sentence 0 \(line 1.*source words.*'c'.*no token"):
         evaluate_inspections([insp], gold, sources="heads")
 
 
