@@ -171,6 +171,15 @@ def test_integer_bounds_bracket_the_exact_float_value(seed):
         assert ub2 - lb2 < 1e-12
 
 
+def test_batched_lower_bounds_equal_single_solves():
+    att = random_att(4, 2, 7, seed=24, temp=6.0, causal=True)
+    solver = _FlowSolver(fuse_layers(att))
+    pairs = np.array(list(itertools.product(range(7), range(7))))  # 49: one full and one partial batch
+    batched = solver._lower_batch(pairs[:, 0], pairs[:, 1])
+    single = [solver._lower_sparse(int(i), int(j)) for i, j in pairs]
+    np.testing.assert_array_equal(batched, single)
+
+
 def test_row_bound_is_a_bound():
     rng = np.random.default_rng(0)
     for _ in range(200):

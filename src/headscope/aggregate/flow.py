@@ -100,11 +100,12 @@ def flow(
         ``[len(rows), n]``, each row normalised, e.g. ``rows=[0]`` for a [CLS] token.
     method : ``"fast"`` (default) or ``"reference"``
         ``"reference"`` runs one ``networkx`` Edmonds-Karp max-flow per pair on
-        :func:`attention_graph` (very slow; for checking).
+        the graph of :func:`attention_graph` (very slow; for checking).
     tol : float
         Bound on the absolute error of every returned (normalised) entry against
         the exact float computation; the fast path refines until its own
-        a-posteriori bound is below it (``pairs`` entries: bound on the raw value).
+        a-posteriori bound is below it. With ``pairs`` it bounds each raw value,
+        and pairs whose first bound is looser are refined one by one (slower).
 
     Returns
     -------
