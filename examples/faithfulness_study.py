@@ -66,9 +66,30 @@ def study(model, texts: list[str], label: str) -> dict:
     summary = summarise(results)
     print(f"\n## {label}: {loaded.name} ({loaded.family}), {len(texts)} texts, "
           f"{time.perf_counter() - start:.0f} s")
+    out = {"model": loaded.name, "texts": texts, "summary": summary, "examples": results,
+           "predictions": [i.prediction for i in insps]}
     print(format_summary(summary))
-    return {"model": loaded.name, "texts": texts, "summary": summary, "examples": results,
-            "predictions": [i.prediction for i in insps]}
+    print(histogram(out))
+    return out
+
+
+BINS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def histogram(report: dict) -> str:
+    """Counts of Kendall taus in BINS, per compared method (the distributions of the docs)."""
+    lines = ["Kendall tau-b histogram (attention vs ...): bins " +
+             " ".join(f"[{a:+.2f},{b:+.2f})" for a, b in zip(BINS[:-1], BINS[1:]))]
+    for name in report["examples"][0]["tau"]:
+        taus = []
+        for r in report["examples"]:
+            t = r["tau"][name]
+            taus += t if isinstance(t, list) else [t]
+        arr = np.asarray(taus, dtype=float)
+        arr = arr[~np.isnan(arr)]
+        counts, _ = np.histogram(arr, bins=BINS)
+        lines.append(f"  {name:<10}" + " ".join(f"{c:>13d}" for c in counts))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -79,7 +100,16 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="random tiny models (checks the script runs)")
     ap.add_argument("--skip-classifier", action="store_true")
     ap.add_argument("--skip-translator", action="store_true")
+    ap.add_argument("--report", type=Path, default=None, help="re-print the tables of a saved study.json")
     args = ap.parse_args()
+    if args.report:
+        from headscope.faithful.cli import format_summary
+
+        for part, data in json.loads(args.report.read_text(encoding="utf-8")).items():
+            print(f"\n## {part}: {data['model']}, {len(data['texts'])} texts")
+            print(format_summary(data["summary"]))
+            print(histogram(data))
+        return
     torch.set_num_threads(1)  # small models on shared cores: one thread is much faster
     report = {}
     if args.tiny:
