@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TARGETS, TEXTS
-from faithful_helpers import all_sites, head_slice_zeroed, one_thread  # noqa: F401
+from faithful_helpers import all_sites, head_slice_zeroed, model_state, one_thread  # noqa: F401
 
 import headscope
 from headscope.aggregate import rollout
@@ -94,7 +94,14 @@ def test_attention_and_rollout_read_the_maps(tiny):
 
 def test_seq2seq_rows_and_errors(tiny):
     model, tok = tiny("marian")
+    state, impls, hooks = model_state(model)
     insp = headscope.inspect((model, tok), TEXTS[0], target=TARGETS[0])
+    for method in ("gradient", "integrated_gradients", "loo"):
+        insp.token_importance(method, **({"steps": 4} if method == "integrated_gradients" else {}))
+    after_state, after_impls, after_hooks = model_state(model)
+    assert (after_impls, after_hooks) == (impls, hooks)
+    assert all(torch.equal(state[k], after_state[k]) for k in state)
+    assert not any(p.grad is not None for p in model.parameters())
     cross = insp.token_importance("attention", layer=1, head=3)
     np.testing.assert_allclose(cross.scores, insp.map("cross", 1, 3).numpy(), atol=1e-6)
     assert insp.token_importance("gradient").scores.shape == cross.scores.shape
