@@ -7,7 +7,9 @@ translator on multi30k test sentences, against each example's own decision:
   (Jain & Wallace 2019), as distributions;
 * the fraction of content tokens erased, in each ranking's order (attention, gradient,
   leave-one-out, random), before the decision flips (Serrano & Smith 2019);
-* ERASER comprehensiveness / sufficiency AOPC (DeYoung et al. 2020), classifier only.
+* ERASER comprehensiveness / sufficiency AOPC (DeYoung et al. 2020), classifier only;
+* head ablation on the first ``--ablation-texts`` texts with the confidence / entropy / gradient
+  proxies and their rank correlations (Voita et al. 2019; Michel et al. 2019).
 
 Attention is the model's default reading: the classifier's [CLS] row of the last layer, heads
 averaged; the translator's last-layer cross-attention row of each target token, heads averaged.
@@ -50,7 +52,7 @@ def multi30k(n: int) -> list[str]:
         return [line.strip() for _, line in zip(range(n), fh)]
 
 
-def study(model, texts: list[str], label: str) -> dict:
+def study(model, texts: list[str], label: str, ablation_texts: int = 32) -> dict:
     import headscope
     from headscope.faithful._common import from_inspection
     from headscope.faithful.cli import format_summary, summarise
@@ -60,6 +62,13 @@ def study(model, texts: list[str], label: str) -> dict:
     start = time.perf_counter()
     loaded = headscope.load(model)
     insps = headscope.inspect(loaded, texts, truncate=True)
+    ablation = None
+    if ablation_texts:
+        from headscope.faithful import head_ablation
+
+        ablation = head_ablation(insps[:ablation_texts])
+        print(f"\n## {label}: head ablation on the first {min(ablation_texts, len(insps))} texts")
+        print(ablation.table(10))
     results = []
     for insp in tqdm(insps, desc=label, unit="text"):
         results.append(compare_rankings(from_inspection(insp)))
@@ -67,7 +76,8 @@ def study(model, texts: list[str], label: str) -> dict:
     print(f"\n## {label}: {loaded.name} ({loaded.family}), {len(texts)} texts, "
           f"{time.perf_counter() - start:.0f} s")
     out = {"model": loaded.name, "texts": texts, "summary": summary, "examples": results,
-           "predictions": [i.prediction for i in insps]}
+           "predictions": [i.prediction for i in insps],
+           "ablation": None if ablation is None else ablation.to_dict()}
     print(format_summary(summary))
     print(histogram(out))
     return out
@@ -98,6 +108,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=50)
     ap.add_argument("--out", type=Path, default=None, help="write study.json here")
     ap.add_argument("--tiny", action="store_true", help="random tiny models (checks the script runs)")
+    ap.add_argument("--ablation-texts", type=int, default=32, help="texts for head ablation (0: skip)")
     ap.add_argument("--skip-classifier", action="store_true")
     ap.add_argument("--skip-translator", action="store_true")
     ap.add_argument("--report", type=Path, default=None, help="re-print the tables of a saved study.json")
@@ -124,10 +135,10 @@ def main() -> None:
         sentences = multi30k(args.sentences)
     if not args.skip_classifier:
         print(f"classifier data: {where}")
-        report["classifier"] = study(clf, reviews, "sentiment classifier")
+        report["classifier"] = study(clf, reviews, "sentiment classifier", args.ablation_texts)
     if not args.skip_translator:
         print(f"translator data: first {len(sentences)} sentences of multi30k test_2016_flickr.en")
-        report["translator"] = study(mt, sentences, "en->fr translator")
+        report["translator"] = study(mt, sentences, "en->fr translator", args.ablation_texts)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "study.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
