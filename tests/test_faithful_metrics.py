@@ -71,6 +71,8 @@ def test_erasure_flip_hand_worked():
     assert (r.n_erased, r.n_erasable, r.flipped, r.fraction) == (2, 4, True, 0.5)
     r = erasure_flip(predict, [0.4, 0.1, 0.9, 0.3], erasable=[False, True, True, True])  # 2, 3
     assert (r.n_erased, r.n_erasable) == (2, 3)
+    for k in range(1, 13):  # flips after exactly k erasures, across the doubling blocks
+        assert erasure_flip(lambda e: (e.sum(1) >= k).astype(int), np.arange(12.0)).n_erased == k
     never = erasure_flip(lambda e: np.zeros(len(e)), [1, 2, 3])
     assert not never.flipped and never.fraction == 1.0
 

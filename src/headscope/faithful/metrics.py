@@ -123,7 +123,7 @@ def erasure_flip(predict: Predict, ranking: Any, erasable: Any = None) -> FlipRe
 
     ``predict(erase)`` maps a boolean ``[R, S]`` erase matrix to ``R`` labels. Only ``erasable``
     positions (default all; e.g. non-special tokens) are erased; ties keep position order.
-    Serrano & Smith (2019), section 4.
+    Prefixes are scored in doubling blocks, stopping at the first flip. Serrano & Smith (2019), sec. 4.
 
     >>> predict = lambda erase: (erase[:, [1, 2]].sum(1) >= 2).astype(int)   # flips once 1 and 2 are gone
     >>> erasure_flip(predict, [0.1, 0.9, 0.2, 0.5]).n_erased                  # order 1, 3, 2
@@ -135,11 +135,15 @@ def erasure_flip(predict: Predict, ranking: Any, erasable: Any = None) -> FlipRe
     erase = np.zeros((len(order) + 1, n), dtype=bool)
     for k, pos in enumerate(order):
         erase[k + 1:, pos] = True
-    labels = np.asarray(predict(erase))
-    changed = np.flatnonzero(labels[1:] != labels[0])
-    if len(changed) == 0:
-        return FlipResult(len(order), len(order), False)
-    return FlipResult(int(changed[0]) + 1, len(order), True)
+    original = np.asarray(predict(erase[:1]))[0]
+    start, size = 1, 4  # prefixes in doubling blocks: stop at the first flip
+    while start <= len(order):
+        labels = np.asarray(predict(erase[start:start + size]))
+        changed = np.flatnonzero(labels != original)
+        if len(changed):
+            return FlipResult(start + int(changed[0]), len(order), True)
+        start, size = start + size, size * 2
+    return FlipResult(len(order), len(order), False)
 
 
 def random_ranking(n: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
