@@ -79,19 +79,22 @@ def study(name: str, args: argparse.Namespace) -> dict:
 
     sources, refs = multi30k(args.data, args.multi30k)
     insps = headscope.inspect(loaded, sources, target=refs, batch_size=16)
-    js, eff, tau_mean, tau_best, tau_roll = [], [], [], [], []
+    js, eff, sink, aligned, tau_mean, tau_best, tau_roll = [], [], [], [], [], [], []
     for insp in insps:
         cross = insp.attentions["cross"]
         frag = kind_fragmentation(cross, "cross", insp.source_tokens)
         js.append(frag.mean_js)
         eff.append(frag.effective_maps)
+        sink.append(float(frag.sink_mass.mean()))
+        aligned.append(float((frag.labels == "alignment-like").mean()))
         loo = insp.token_importance("loo").scores
         keep = np.array([w is not None for w in insp.source_word_ids])
         att = cross.float().numpy()[..., keep]
         tau_mean.append(row_kendall(att.mean((0, 1)), loo[:, keep]))
         tau_best.append(row_kendall(insp.map("cross", *report.best_head).float().numpy()[:, keep], loo[:, keep]))
         tau_roll.append(row_kendall(insp.rollout()[:, keep], loo[:, keep]))
-    row.update(mean_js=float(np.mean(js)), effective_maps=float(np.mean(eff)),
+    row.update(mean_js=float(np.mean(js)), effective_maps=float(np.mean(eff)), sink_mass=float(np.mean(sink)),
+               alignment_like_share=float(np.mean(aligned)),
                tau_loo_all_mean=float(np.mean(tau_mean)), tau_loo_best_head=float(np.mean(tau_best)),
                tau_loo_rollout=float(np.mean(tau_roll)), seconds=round(time.perf_counter() - t0, 1))
     print(f"  {name}: done in {row['seconds']} s", flush=True)
@@ -103,7 +106,8 @@ COLUMNS = [
     ("best_head_aer", "best-head AER", "{:.3f}"), ("all_mean_aer", "all-heads-mean AER", "{:.3f}"),
     ("rollout_aer", "rollout AER", "{:.3f}"), ("best_head_win_share", "best head wins (share of sentences)", "{:.2f}"),
     ("heads_ever_best", "heads ever best", "{}"), ("mean_js", "mean head JS", "{:.3f}"),
-    ("effective_maps", "effective maps", "{:.2f}"), ("tau_loo_all_mean", "τ(LOO, all-heads mean)", "{:+.3f}"),
+    ("effective_maps", "effective maps", "{:.2f}"), ("sink_mass", "mean sink mass", "{:.2f}"),
+    ("alignment_like_share", "alignment-like heads", "{:.0%}"), ("tau_loo_all_mean", "τ(LOO, all-heads mean)", "{:+.3f}"),
     ("tau_loo_best_head", "τ(LOO, best head)", "{:+.3f}"), ("tau_loo_rollout", "τ(LOO, rollout)", "{:+.3f}"),
 ]
 
@@ -122,6 +126,7 @@ def figure(rows: list[dict], path: Path) -> None:
     for key, label in (("best_head_aer", "best head"), ("all_mean_aer", "all-heads mean"), ("rollout_aer", "rollout")):
         axes[0].plot(x, [r[key] for r in rows], marker="o", label=label)
     axes[0].set_title("AER on hansards-en-fr (lower is better)")
+    axes[0].set_ylim(0, 1)
     axes[0].legend()
     axes[1].bar(x, [r["effective_maps"] for r in rows], color="tab:gray", label="effective maps")
     axes[1].plot(x, [r["cross_heads"] for r in rows], "k_", markersize=30, label="cross heads")
