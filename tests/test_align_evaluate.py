@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from headscope import Inspection, InputError
 from headscope.align import AlignmentReport, aer, evaluate, evaluate_inspections
+from headscope.capture.sites import Site
 from headscope.cli import main
 
 # ---- a planted case: hand-made cross attention, AER worked by hand -------------------------
@@ -56,9 +58,19 @@ def test_planted_heads_by_hand():
     assert set(naive.aggregates) == {"layer 0 mean", "layer 1 mean", "all heads mean"}
     assert r.predicted_links(0, (0, 1), "shift") == {(0, 0), (1, 1)}
     assert r.predicted_links(0, "best", "naive") == {(0, 0), (1, 1)}
-    assert r.predicted_links(0, "L1H1", "naive") == {(1, 0), (1, 1)}
+    assert r.predicted_links(0, "cross.1.1", "naive") == {(1, 0), (1, 1)}
+    assert r.predicted_links(0, Site("cross", 1, 1), "naive") == {(1, 0), (1, 1)}
+    assert r.predicted_links(0, (1, 1), "naive") == {(1, 0), (1, 1)}
+    assert r.sources == ["cross.0.0", "cross.0.1", "cross.1.0", "cross.1.1",
+                         "layer 0 mean", "layer 1 mean", "all heads mean"]
+    for bad in ("L1H1", "cross.1", Site("cross", 1), Site("decoder", 1, 1), (1, 1, 0)):
+        with pytest.raises(InputError):
+            r.predicted_links(0, bad, "naive")
     assert "*" in r.table() and "naive 0.000  shift 0.000" in r.summary()
+    assert "best head: cross.0.1, AER 0.000" in r.table("shift")
+    assert "naive: best head cross.0.0 AER 0.000" in r.summary()
     assert "| 0 | 0.667 / 0.500 / 0.000 | **0.000 / 1.000 / 1.000** |" in r.markdown()
+    assert "| shift | `cross.0.1` | 0.000 |" in r.markdown()
 
 
 def test_planted_symmetrized():
@@ -171,6 +183,9 @@ def test_save_load(report, tmp_path):
     n_agg = len(report.aggregates)  # 2 layer means, all-heads mean, rollout
     assert n_agg == 4 and len(rows) == 2 * (8 + n_agg)
     assert sum(int(r["best"]) for r in rows) == 2
+    assert [r["source"] for r in rows[:8]] == [f"cross.{l}.{h}" for l in range(2) for h in range(4)]
+    assert {r["source"] for r in rows if r["best"] == "1"} == {
+        f"cross.{sc.best_head[0]}.{sc.best_head[1]}" for sc in report.by_convention.values()}
     assert len((out / "links.jsonl").read_text().splitlines()) == 3
     assert (out / "aer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     back = AlignmentReport.load(out)
@@ -178,6 +193,25 @@ def test_save_load(report, tmp_path):
     assert back.best_head == report.best_head and back.conventions == ("naive", "shift")
     assert back.predicted_links(1, "rollout", "naive") == report.predicted_links(1, "rollout", "naive")
     assert back.table() == report.table()
+    assert back.sources == report.sources and back.predicted_links(2, "cross.1.3", "shift") == \
+        report.predicted_links(2, (1, 3), "shift")
+
+
+def test_load_legacy_head_names(report, tmp_path):
+    """Reports saved before heads were named by site ("L1H3") load with site names."""
+    out = report.save(tmp_path / "legacy", heatmap=False)
+    legacy = {name: re.sub(r"^cross\.(\d+)\.(\d+)$", r"L\1H\2", name) for name in report.sources}
+    meta = json.loads((out / "report.json").read_text())
+    meta["sources"] = [legacy[n] for n in meta["sources"]]
+    (out / "report.json").write_text(json.dumps(meta))
+    rows = [json.loads(line) for line in (out / "links.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["predicted"] = {c: {legacy[n]: v for n, v in d.items()} for c, d in row["predicted"].items()}
+    (out / "links.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    back = AlignmentReport.load(out)
+    assert back.sources == report.sources and "L1H3" not in back.sources
+    for k in range(3):
+        assert back.predicted_links(k, (1, 3), "naive") == report.predicted_links(k, "cross.1.3", "naive")
 
 
 # ---- CLI --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import argparse
 import re
 from pathlib import Path
 
+from headscope.align.evaluate import head_name
 from headscope.align.extract import SYMMETRIZATIONS
 from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS
 from headscope.errors import InputError
@@ -61,7 +62,7 @@ def _align(args: argparse.Namespace) -> int:
             raise InputError("--symmetrize combines the naive and shift links: add --convention both")
         sym = report.symmetrized(args.symmetrize)
         best_agg = min(sym.aggregates.items(), key=lambda kv: kv[1]["aer"], default=None)
-        print(f"  {sym.convention}: best head layer {sym.best_head[0]} head {sym.best_head[1]} AER {sym.best_aer:.3f}"
+        print(f"  {sym.convention}: best head {head_name(*sym.best_head)} AER {sym.best_aer:.3f}"
               + (f"; best aggregate {best_agg[0]} AER {best_agg[1]['aer']:.3f}" if best_agg else ""))
     out = Path(args.out) if args.out else _out_dir(args.model)
     report.save(out)

@@ -44,6 +44,7 @@ from headscope.align.extract import argmax_mask, mask_to_links, threshold_mask
 from headscope.align.gold import load_gold
 from headscope.align.metrics import AERCounts
 from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, select_rows, subword_to_word
+from headscope.capture.sites import Site
 from headscope.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,8 +187,23 @@ def _gold_name(gold: Any) -> str:
     return type(gold).__name__
 
 
+def head_name(layer: int, head: int) -> str:
+    """The map-source name of one cross-attention head: its site name, ``"cross.2.3"``."""
+    return Site("cross", int(layer), int(head)).name
+
+
+_HEAD_NAME = re.compile(r"cross\.\d+\.\d+")
+_LEGACY_HEAD_NAME = re.compile(r"L(\d+)H(\d+)")  # names of reports saved before site names
+
+
 def _head_names(layers: Sequence[int], n_heads: int) -> list[str]:
-    return [f"L{l}H{h}" for l in layers for h in range(n_heads)]
+    return [head_name(l, h) for l in layers for h in range(n_heads)]
+
+
+def _site_name(name: str) -> str:
+    """A source name of a saved report, legacy ``"L2H3"`` heads renamed ``"cross.2.3"``."""
+    m = _LEGACY_HEAD_NAME.fullmatch(name)
+    return head_name(int(m.group(1)), int(m.group(2))) if m else name
 
 
 # ---- maps of one inspection ------------------------------------------------------------------
@@ -355,20 +371,27 @@ class AlignmentReport:
     gold: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     # ---- access ---------------------------------------------------------------------------
-    def predicted_links(self, sentence: int, source: str | tuple[int, int] = "best",
+    def predicted_links(self, sentence: int, source: "str | tuple[int, int] | Site" = "best",
                         convention: str | None = None) -> set[Link]:
         """Links ``{(source word, target word)}`` predicted for one sentence by one map source.
 
-        ``source``: ``"best"`` (the best head), ``(layer, head)``, a head name ``"L2H3"``, or an
-        aggregate name (``"all heads mean"``, ``"layer 0 mean"``, ``"rollout"``).
+        ``source``: ``"best"`` (the best head), ``(layer, head)``, a head's site name
+        ``"cross.2.3"`` or :class:`~headscope.capture.sites.Site`, or an aggregate name
+        (``"all heads mean"``, ``"layer 0 mean"``, ``"rollout"``).
         """
         conv = convention or self.convention
         if conv not in self.links:
             raise InputError(f"no links for convention {conv!r}; scored: {list(self.links)}")
-        if source == "best":
+        if isinstance(source, str) and source == "best":
             source = self.by_convention[conv].best_head
-        if isinstance(source, tuple):
-            source = f"L{source[0]}H{source[1]}"
+        if isinstance(source, Site):
+            if source.kind != "cross" or source.head is None:
+                raise InputError(f"map sources are cross-attention heads: give a site 'cross.layer.head', not {source.name!r}")
+            source = source.name
+        elif isinstance(source, (tuple, list)):
+            if len(source) != 2:
+                raise InputError(f"a head is (layer, head), got {tuple(source)!r}")
+            source = head_name(*source)
         if source not in self.sources:
             raise InputError(f"unknown map source {source!r}; sources: {', '.join(self.sources)}")
         if not 0 <= sentence < len(self.links[conv]):
@@ -420,7 +443,7 @@ class AlignmentReport:
                     cells.append(f"{values[i, h]:>9.3f}{mark}")
                 lines.append(f"{layer:>5}  " + "".join(cells))
             lines.append(
-                f"best head: layer {sc.best_head[0]} head {sc.best_head[1]}, AER {sc.best_aer:.3f} "
+                f"best head: {head_name(*sc.best_head)}, AER {sc.best_aer:.3f} "
                 f"(P {sc.precision[self.layers.index(sc.best_head[0]), sc.best_head[1]]:.3f}, "
                 f"R {sc.recall[self.layers.index(sc.best_head[0]), sc.best_head[1]]:.3f})"
             )
@@ -451,12 +474,12 @@ class AlignmentReport:
                 for name, row in sc.aggregates.items():
                     out.append(f"| {name} | {row['aer']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |")
             out.append("")
-        out.append("| convention | best head (layer, head) | best-head AER | all-heads mean AER |")
+        out.append("| convention | best head | best-head AER | all-heads mean AER |")
         out.append("|---|---|---:|---:|")
         for conv in self.conventions:
             sc = self.by_convention[conv]
             mean = sc.aggregates.get(ALL_MEAN, {}).get("aer", math.nan)
-            out.append(f"| {conv} | ({sc.best_head[0]}, {sc.best_head[1]}) | {sc.best_aer:.3f} | {mean:.3f} |")
+            out.append(f"| {conv} | `{head_name(*sc.best_head)}` | {sc.best_aer:.3f} | {mean:.3f} |")
         return "\n".join(out)
 
     def summary(self) -> str:
@@ -472,7 +495,7 @@ class AlignmentReport:
             agg = f"; best aggregate {best_agg[0]} AER {best_agg[1]['aer']:.3f}" if best_agg else ""
             main = " (main)" if conv == self.convention and len(self.conventions) > 1 else ""
             lines.append(
-                f"  {conv:<5}{main}: best head layer {sc.best_head[0]} head {sc.best_head[1]} "
+                f"  {conv:<5}{main}: best head {head_name(*sc.best_head)} "
                 f"AER {sc.best_aer:.3f}{agg}"
             )
         if len(self.conventions) > 1:
@@ -517,7 +540,7 @@ class AlignmentReport:
             for conv, sc in self.by_convention.items():
                 for i, layer in enumerate(self.layers):
                     for h in range(self.n_heads):
-                        w.writerow([conv, f"L{layer}H{h}", "head", layer, h,
+                        w.writerow([conv, head_name(layer, h), "head", layer, h,
                                     f"{sc.precision[i, h]:.6f}", f"{sc.recall[i, h]:.6f}", f"{sc.aer[i, h]:.6f}",
                                     *(int(sc.counts[k][i, h]) for k in _COUNT_KEYS),
                                     int((layer, h) == sc.best_head)])
@@ -557,6 +580,7 @@ class AlignmentReport:
                     gold.append(row)
                     for c in by_conv:
                         links[c].append([{tuple(x) for x in pred[c][name]} for name in meta["sources"]])
+        meta["sources"] = [_site_name(name) for name in meta["sources"]]
         return cls(
             conventions=tuple(meta.pop("conventions")),
             aer=main.aer, precision=main.precision, recall=main.recall, aggregates=main.aggregates,
@@ -608,7 +632,7 @@ _COUNT_KEYS = ("n_predicted", "n_sure", "n_predicted_sure", "n_predicted_possibl
 
 def _convention_scores(conv: str, sc: Any, names: list[str], layers: list[int], n_heads: int) -> ConventionScores:
     """Split the scores of every map source (``names`` order, heads first) into a ConventionScores."""
-    n_lh = sum(1 for name in names if re.fullmatch(r"L\d+H\d+", name))
+    n_lh = sum(1 for name in names if _HEAD_NAME.fullmatch(name))
     shape = (len(layers), n_heads)
 
     def grid(x: np.ndarray) -> np.ndarray:
