@@ -94,7 +94,8 @@ class Fragmentation:
             taus = self.tau_with(ref)
             others = {n: t for n, t in taus.items() if n not in FAITHFUL_METHODS}
             best = next(iter(others))
-            agg = ", ".join(f"{n} {taus[n]:+.2f}" for n in ("all-heads mean", "rollout", "flow") if n in taus)
+            agg = ", ".join(f"{n} {taus[n]:+.2f}" for n in ("all-heads mean", "rollout", "flow")
+                            if n in taus and n != best)
             lines.append(f"  Kendall τ with {ref}: best reading {best} {others[best]:+.2f}; {agg}")
         return "\n".join(lines)
 
