@@ -156,6 +156,7 @@ def provenance(name: str) -> dict:
     return {"name": name, "folder": str(m.path.relative_to(ROOT)) if m.path.is_relative_to(ROOT) else str(m.path),
             "steps": train.get("steps"), "minutes": train.get("wall_minutes"),
             "val_bleu": hist[-1]["val_bleu"] if hist else None, "command": train.get("command"),
+            "test": meta.get("quality"),
             "sha256": digest, "commit": commit, "quality": m.quality}
 
 
@@ -167,6 +168,8 @@ def describe(p: dict) -> str:
         parts.append(f"{p['minutes']:.0f} minutes of training")
     if p["val_bleu"] is not None:
         parts.append(f"last validation BLEU {p['val_bleu']:.1f}")
+    if p.get("test"):
+        parts.append(f"test {p['test']}")
     where = f"`model.safetensors` sha256 {p['sha256']}…"
     if p["commit"]:
         where += f", weights last committed in {p['commit'].split()[0]}"
@@ -243,7 +246,7 @@ def reading(reports: dict[str, AlignmentReport], diag: dict, rnd: AlignmentRepor
         "- **Out of domain.** The translators learned from image captions (Multi30k) and software\n"
         "  messages (Debian gettext). Hansards is parliamentary debate: \"honourable member\", \"minister\",\n"
         "  \"the bill\", budgets and procedure — words they have rarely or never seen, broken into many subword\n"
-        f"  pieces, in sentences longer than its captions ({stats['tgt_mean']:.1f} French words on average, up to "
+        f"  pieces, in sentences of {stats['tgt_mean']:.1f} French words on average, up to "
         f"{stats['tgt_max']}; {stats['tgt_over20']} of the {stats['n']} over 20). When a model cannot\n"
         "  translate a sentence, forcing the human translation through it asks where it attends while\n"
         "  it is mostly surprised, and its cross attention is a weaker aligner than it would be on text\n"
@@ -281,7 +284,10 @@ def reading(reports: dict[str, AlignmentReport], diag: dict, rnd: AlignmentRepor
         f"- **Layers and means (`{name}`).** Per layer, mean AER (naive / shift): "
         + "; ".join(f"layer {l} {a:.3f} / {b:.3f}" for l, (a, b) in lm.items())
         + f". The all-heads mean scores {agg(n, 'all heads mean'):.3f} / {agg(s, 'all heads mean'):.3f}. "
-        + ("Averaging helps here: the best layer mean beats every single head under naive."
+        + ("Under naive the best layer mean and the best single head score the same to three decimals: averaging "
+           "neither helps nor hurts much at the best layer."
+           if f"{best_lm:.3f}" == f"{n.best_aer:.3f}" else
+           "Averaging helps here: the best layer mean beats every single head under naive."
            if best_lm < n.best_aer else
            "A single head is the better aligner here: the heads that align are diluted by the ones that do not."))
     rn, rs = agg(n, "rollout"), agg(s, "rollout")
