@@ -51,8 +51,9 @@ def test_planted_heads_by_hand():
     # shift: word t uses step t+1: L0H0 {(1,0),(1,1)}; L0H1 {(0,0),(1,1)}; L1H0, L1H1 unchanged
     np.testing.assert_allclose(shift.aer, [[2 / 3, 0], [1 / 3, 2 / 3]])
     assert naive.best_head == (0, 0) and shift.best_head == (0, 1)
-    assert r.convention == "shift" and r.best_head == (0, 1) and r.best_aer == 0.0
-    np.testing.assert_array_equal(r.aer, shift.aer)
+    # the report's main fields follow the default convention (naive)
+    assert r.convention == "naive" and r.best_head == (0, 0) and r.best_aer == 0.0
+    np.testing.assert_array_equal(r.aer, naive.aer)
     # layer-0 mean, naive: rows tie between a and b -> first (a) for both words -> 1/3
     assert naive.aggregates["layer 0 mean"]["aer"] == pytest.approx(1 / 3)
     assert set(naive.aggregates) == {"layer 0 mean", "layer 1 mean", "all heads mean"}
@@ -68,7 +69,7 @@ def test_planted_heads_by_hand():
             r.predicted_links(0, bad, "naive")
     assert "*" in r.table() and "naive 0.000  shift 0.000" in r.summary()
     assert "best head: cross.0.1, AER 0.000" in r.table("shift")
-    assert "naive: best head cross.0.0 AER 0.000" in r.summary()
+    assert "naive (main): best head cross.0.0 AER 0.000" in r.summary()
     assert "| 0 | 0.667 / 0.500 / 0.000 | **0.000 / 1.000 / 1.000** |" in r.markdown()
     assert "| shift | `cross.0.1` | 0.000 |" in r.markdown()
 

@@ -101,14 +101,17 @@ class Inspection:
         """Tokens labelling the columns of ``kind`` maps."""
         return self.target_tokens if kind == "decoder" and self.target_tokens is not None else self.source_tokens
 
-    def align(self, layer: int | None = None, head: int | None = None, *, convention: str = "shift",
+    def align(self, layer: int | None = None, head: int | None = None, *, convention: str | None = None,
               extraction: Any = "argmax") -> tuple[torch.Tensor, set[tuple[int, int]]]:
         """Word map ``[target words, source words]`` and word links ``{(source, target)}`` of this forced
         translation from one cross-attention head, a layer's head mean or (default) all heads' mean.
+        ``convention`` defaults to :data:`headscope.align.DEFAULT_CONVENTION`.
         See :func:`headscope.align.evaluate.align_inspection`."""
         from .align.evaluate import align_inspection
+        from .align.words import DEFAULT_CONVENTION
 
-        return align_inspection(self, layer=layer, head=head, convention=convention, extraction=extraction)
+        return align_inspection(self, layer=layer, head=head, convention=convention or DEFAULT_CONVENTION,
+                                extraction=extraction)
 
     def _kind(self, kind: str) -> torch.Tensor:
         if kind not in self.attentions:

@@ -816,7 +816,7 @@ def evaluate(
         :class:`~headscope.LoadedModel` of an encoder-decoder translating gold source to target.
     gold : a built-in gold set (``"hansards-en-fr"``), ``(sentences, alignments)`` or
         ``(source, target, alignments)`` paths, or a dataset from :func:`~headscope.align.load_gold`.
-    convention : ``"shift"`` (default), ``"naive"`` or ``"both"`` (the report then has both,
+    convention : ``"naive"`` (default), ``"shift"`` or ``"both"`` (the report then has both,
         the main fields in the default convention).
     extraction : ``"argmax"`` (one link per target word) or ``("threshold", p)``.
     sources : which maps to score, from :data:`SOURCES`; ``rollout`` is skipped (with a note)

@@ -213,16 +213,7 @@ def _alignment_section(insp: Any, gold: tuple[set[Link], set[Link]] | None, conv
         sec.note('<span class="missing">headscope.align is not installed: the maps cannot be scored.</span>')
         return sec
     sure, possible = gold
-    chosen_note = ""
-    if convention is None:  # try both decoder-step conventions; say which was used and why
-        try:
-            mean_aer = {c: align.aer([align.argmax(_cross_word_maps(insp, c)[0].mean(axis=(0, 1)))], [sure],
-                                     [possible]).aer for c in align.CONVENTIONS}
-            convention = min(align.CONVENTIONS, key=lambda c: (mean_aer[c], c != align.DEFAULT_CONVENTION))
-            chosen_note = (" (chosen here because its all-heads mean scores better on this pair: "
-                           + ", ".join(f"{c} AER {a:.3f}" for c, a in mean_aer.items()) + ")")
-        except Exception:  # noqa: BLE001 - the scoring below reports the error
-            convention = align.DEFAULT_CONVENTION
+    convention = convention or align.DEFAULT_CONVENTION
     try:
         maps, src_words, tgt_words = _cross_word_maps(insp, convention)
         n_t, n_s = maps.shape[-2:]
@@ -247,7 +238,7 @@ def _alignment_section(insp: Any, gold: tuple[set[Link], set[Link]] | None, conv
         best = np.unravel_index(int(np.argmin(scores)), scores.shape)
         best_name = f"cross.{layer_ids[best[0]]}.{best[1]}"
         sec.add(f"<p>Each reading is turned into links by argmax (each target word linked to its highest-weight "
-                f"source word), rows chosen by the <code>{_e(convention)}</code> decoder-step convention{_e(chosen_note)}, and "
+                f"source word), rows chosen by the <code>{_e(convention)}</code> decoder-step convention, and "
                 f"scored by AER against {len(sure)} sure / {len(possible)} possible gold links "
                 f"(lower is better; 0 = every link right).</p>")
         rows = [(best_name + " (best single head)", align.aer([align.argmax(maps[best])], [sure], [possible]))]
