@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(FAMILY))
     parser.add_argument("--hansards", type=int, default=None, help="gold sentences (default: all 447)")
     parser.add_argument("--multi30k", type=int, default=100, help="multi30k test sentences for JS/τ")
-    parser.add_argument("--convention", default="shift", choices=("naive", "shift"))
+    parser.add_argument("--convention", default="naive", choices=("naive", "shift"))
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "multi30k")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fragmentation")
     args = parser.parse_args()
