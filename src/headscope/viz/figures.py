@@ -83,25 +83,10 @@ def words_of(tokens: Sequence[str], word_ids: Sequence[int | None]) -> list[str]
 
 def _pool_words(att: np.ndarray, src_ids: Sequence[int | None], tgt_ids: Sequence[int | None],
                 src_pool: str, tgt_pool: str) -> np.ndarray:
-    """Subword ``[..., T, S]`` to words: headscope.align's pooling when present, else local sum/mean."""
-    try:
-        from headscope.align import subword_to_word
-    except ImportError:  # pragma: no cover - align is part of headscope, kept optional for the viz
-        subword_to_word = None
-    if subword_to_word is not None:
-        return np.asarray(subword_to_word(att, list(src_ids), list(tgt_ids), src_pool=src_pool, tgt_pool=tgt_pool))
+    """Subword ``[..., T, S]`` to words with :func:`headscope.align.subword_to_word`."""
+    from headscope.align import subword_to_word
 
-    def pool(x: np.ndarray, ids: Sequence[int | None], how: str, axis: int) -> np.ndarray:
-        n = max((w for w in ids if w is not None), default=-1) + 1
-        cols = []
-        for w in range(n):
-            pos = [p for p, v in enumerate(ids) if v == w]
-            part = np.take(x, pos, axis=axis)
-            cols.append(part.sum(axis=axis) if how == "sum" else part.max(axis=axis) if how == "max"
-                        else part.mean(axis=axis))
-        return np.stack(cols, axis=axis)
-
-    return pool(pool(att, src_ids, src_pool, -1), tgt_ids, tgt_pool, -2)
+    return np.asarray(subword_to_word(att, list(src_ids), list(tgt_ids), src_pool=src_pool, tgt_pool=tgt_pool))
 
 
 def word_map(insp: Any, kind: str | None = None, layer: int | None = None, head: int | None = None, *,
