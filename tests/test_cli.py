@@ -38,3 +38,9 @@ def test_fragment_verb(marian_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Plausible" in out and "Kendall τ of each reading with leave-one-out" in out
     assert (tmp_path / "f" / "fragmentation.json").is_file()
+
+
+def test_models_verb_lists_shipped(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "headscope/en-fr  (default)" in out and "headscope/sentiment" in out and "BLEU" in out

@@ -55,7 +55,8 @@ def _models(args: argparse.Namespace) -> int:
 
     for m in list_models():
         default = "  (default)" if m.name == DEFAULT_MODEL else ""
-        print(f"{m.name}{default}\n  {m.description}\n  task: {m.task}; size: {m.size}\n  data: {m.data}\n  quality: {m.quality}")
+        size = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in m.size.items()) if isinstance(m.size, dict) else m.size
+        print(f"{m.name}{default}\n  {m.description}\n  task: {m.task}; {size}\n  data: {m.data}\n  quality: {m.quality}")
     return 0
 
 
