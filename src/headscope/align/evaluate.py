@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
+from headscope.aggregate import encoder_decoder_rollout as _rollout
 from headscope.align.extract import argmax_mask, mask_to_links, threshold_mask
 from headscope.align.gold import load_gold
 from headscope.align.metrics import AERCounts
@@ -68,10 +69,6 @@ ROLLOUT = "rollout"
 Link = tuple[int, int]
 Extraction = Union[str, tuple[str, float]]
 
-try:  # written in the rollout/flow issue; an extra map source when present
-    from headscope.aggregate import encoder_decoder_rollout as _rollout
-except ImportError:  # pragma: no cover
-    _rollout = None
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -229,7 +226,7 @@ def _source_maps(
     if "all_mean" in sources:
         parts.append(cross.mean(dim=(0, 1)).unsqueeze(0))
         names.append(ALL_MEAN)
-    if "rollout" in sources and _rollout is not None and "encoder" in insp.attentions and "decoder" in insp.attentions:
+    if "rollout" in sources and "encoder" in insp.attentions and "decoder" in insp.attentions:
         r = _rollout(insp.attentions["encoder"], insp.attentions["decoder"], cross)
         parts.append(torch.from_numpy(np.asarray(r, dtype=np.float32)).unsqueeze(0))
         names.append(ROLLOUT)
@@ -787,8 +784,7 @@ def evaluate_inspections(
 
 def _notes(sources: tuple[str, ...], scorer: _Scorer) -> list[str]:
     if "rollout" in sources and (scorer.names is None or ROLLOUT not in scorer.names):
-        return ["rollout not scored: headscope.aggregate.encoder_decoder_rollout is unavailable "
-                "or encoder/decoder self-attention was not captured"]
+        return ["rollout not scored: encoder/decoder self-attention was not captured"]
     return []
 
 
@@ -819,8 +815,8 @@ def evaluate(
     convention : ``"naive"`` (default), ``"shift"`` or ``"both"`` (the report then has both,
         the main fields in the default convention).
     extraction : ``"argmax"`` (one link per target word) or ``("threshold", p)``.
-    sources : which maps to score, from :data:`SOURCES`; ``rollout`` is skipped (with a note)
-        when :func:`headscope.aggregate.encoder_decoder_rollout` is unavailable.
+    sources : which maps to score, from :data:`SOURCES`; ``rollout`` needs the encoder and decoder
+        self-attention too, so it makes the capture bigger.
     batch_size : sentences per padded forward pass (sentences are sorted by length first).
     limit : score only the first ``limit`` gold sentences.
     src_pool, tgt_pool : how subwords pool into words (``sum`` / ``mean`` / ``max``; default sum
@@ -850,10 +846,7 @@ def evaluate(
     notes: list[str] = []
     kinds = ["cross"]
     if "rollout" in srcs:
-        if _rollout is None:
-            srcs = tuple(s for s in srcs if s != "rollout")
-        else:
-            kinds = ["encoder", "decoder", "cross"]
+        kinds = ["encoder", "decoder", "cross"]
     scorer = _Scorer(convs, ext, srcs, len(rows), _check_pools(src_pool, tgt_pool))
     order = sorted(range(len(rows)), key=lambda k: (len(rows[k]["source_words"]) + len(rows[k]["target_words"])))
     bar = None
