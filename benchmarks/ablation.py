@@ -12,10 +12,10 @@ log-likelihood of each reference. Timed in the same run, all with the same numbe
 * ``per head and sentence``: one forward per (head, sentence), the loop one writes around
   ``Inspection.head_ablation`` sentence by sentence.
 
-Without the shipped weights it falls back to a random-weight Marian of the same shape
-(say so in the output); the cost does not depend on the weights.
+``--random-weights`` times a random-weight model with the same config and tokenizer instead (the
+cost does not depend on the weights).
 
-    python benchmarks/ablation.py [--model headscope/en-fr] [--threads 1]
+    python benchmarks/ablation.py [--model headscope/en-fr] [--threads 1] [--random-weights]
 """
 
 from __future__ import annotations
@@ -40,27 +40,6 @@ def sentences(n: int) -> tuple[list[str], list[str]]:
     return read("en"), read("fr")
 
 
-def stand_in():
-    """Random-weight Marian of the default translator's shape (3+3 layers x 4 heads, d_model 256)."""
-    import transformers as tf
-
-    tok_dir = REPO / "training" / "work" / "tokenizer"
-    if tok_dir.is_dir():
-        tok = tf.AutoTokenizer.from_pretrained(str(tok_dir))
-    else:
-        from headscope.models.tiny import tiny_tokenizer
-
-        tok = tiny_tokenizer("metaspace")
-    torch.manual_seed(0)
-    config = tf.MarianConfig(
-        vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=256, max_position_embeddings=256,
-        encoder_layers=3, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=1024, decoder_ffn_dim=1024, scale_embedding=True, share_encoder_decoder_embeddings=True,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
-    )
-    return tf.MarianMTModel(config).eval(), tok
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="headscope/en-fr")
@@ -68,22 +47,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 keeps torch's)")
     ap.add_argument("--skip-naive", action="store_true", help="skip the one-forward-per-(head, sentence) loop")
+    ap.add_argument("--random-weights", action="store_true", help="random weights in --model's shape")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     import headscope
-    from headscope.errors import HeadscopeError
     from headscope.faithful import head_ablation
     from headscope.faithful._common import as_examples
+    from headscope.models.tiny import random_like
 
-    try:
-        loaded = headscope.load(args.model)
-        what = args.model
-    except HeadscopeError as err:
-        loaded = headscope.load(stand_in())
-        what = (f"RANDOM-WEIGHT stand-in of the default translator's shape ({args.model} not available: "
-                f"{str(err).splitlines()[0][:100]})")
+    loaded = headscope.load(random_like(args.model) if args.random_weights else args.model)
+    what = f"random-weight {args.model} shape" if args.random_weights else args.model
     src, tgt = sentences(args.sentences)
     examples = as_examples(loaded, src, tgt)
     n_heads = None

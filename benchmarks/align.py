@@ -12,7 +12,7 @@ Timed in the same run:
 Both give the same AER table (checked). Goal: the full report in <= 60 s on 2 cores.
 
     python benchmarks/align.py [--model headscope/en-fr] [--skip-baseline]
-    python benchmarks/align.py --stand-in TOKENIZER_DIR   # random weights, the default translator's shape
+    python benchmarks/align.py --random-weights   # random weights in the shape of --model
 """
 
 from __future__ import annotations
@@ -22,21 +22,6 @@ import time
 
 import numpy as np
 import torch
-
-
-def stand_in(tokenizer_dir: str):
-    """Random-weight Marian of the default translator's shape (3+3 layers x 4 heads, d_model 256)."""
-    import transformers as tf
-
-    tok = tf.AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = tf.MarianConfig(
-        vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=256, max_position_embeddings=256,
-        encoder_layers=3, decoder_layers=3, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=1024, decoder_ffn_dim=1024, scale_embedding=True, share_encoder_decoder_embeddings=True,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
-    )
-    return tf.MarianMTModel(config).eval(), tok
 
 
 def baseline(loaded, ds, conventions):
@@ -70,8 +55,8 @@ def baseline(loaded, ds, conventions):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="headscope/en-fr")
-    parser.add_argument("--stand-in", metavar="TOKENIZER_DIR",
-                        help="time a random-weight model of the default translator's shape instead")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="time a random-weight model with --model's config and tokenizer instead")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
@@ -79,8 +64,10 @@ def main() -> None:
     import headscope
     from headscope.align import evaluate, load_gold
 
-    loaded = headscope.load(stand_in(args.stand_in) if args.stand_in else args.model)
-    name = f"random-weight stand-in ({args.stand_in})" if args.stand_in else args.model
+    from headscope.models.tiny import random_like
+
+    loaded = headscope.load(random_like(args.model) if args.random_weights else args.model)
+    name = f"random-weight {args.model} shape" if args.random_weights else args.model
     ds = load_gold("hansards-en-fr")
     n = len(ds)
     print(f"model: {name}; gold: hansards-en-fr, {n} sentence pairs; torch {torch.__version__}, "

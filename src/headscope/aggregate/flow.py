@@ -349,7 +349,7 @@ class _FlowSolver:
         """
         from scipy.sparse.csgraph import maximum_flow
 
-        P, N, E, n = _BATCH, self.N, len(self.s_capi), self.n
+        P, N, E = _BATCH, self.N, len(self.s_capi)
         if self._batch is None:
             tails = np.repeat(np.arange(N), np.diff(self.s_indptr))
             heads = self.s_indices.astype(np.int64)

@@ -146,3 +146,24 @@ def build_tiny(family: str, *, layers: int = 2, heads: int = 4, width: int = 32,
     if family in DECODERS:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def random_like(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A random-weight model with the config and tokenizer of shipped model ``name``.
+
+    The reference point for "what does training add?": same shape, same tokenizer, no learning.
+
+    >>> model, tokenizer = random_like("headscope/en-fr")      # doctest: +SKIP
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .loading import _auto_class
+    from .shipped import _lookup
+
+    folder = str(_lookup(name).path)
+    config = AutoConfig.from_pretrained(folder)
+    config.dtype = torch.float32
+    config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = _auto_class(config).from_config(config).float().eval()
+    return model, AutoTokenizer.from_pretrained(folder)
