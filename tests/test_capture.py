@@ -9,7 +9,7 @@ from conftest import TARGETS, TEXTS
 from headscope.capture import AttentionCapture, run_capture, split_examples
 from headscope.errors import UnsupportedModelError
 from headscope.models.tiny import ENCODERS, FAMILIES, SEQ2SEQ, build_tiny
-from headscope.inspection import _decoder_inputs
+from headscope.models.architectures import decoder_inputs
 
 
 def batch_for(family, model, tok):
@@ -19,7 +19,7 @@ def batch_for(family, model, tok):
     assert (enc["attention_mask"] == 0).any(), "the batch must contain padding"
     if family in SEQ2SEQ:
         lab = tok(text_target=TARGETS, padding=True, return_tensors="pt")
-        inputs["decoder_input_ids"] = _decoder_inputs(model, lab["input_ids"], tok.pad_token_id)
+        inputs["decoder_input_ids"] = decoder_inputs(model, lab["input_ids"], tok.pad_token_id)
         inputs["decoder_attention_mask"] = lab["attention_mask"]
     return inputs
 
@@ -34,7 +34,7 @@ def eager_reference(model, inputs):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", ["interface", "hooks"])
+@pytest.mark.parametrize("method", ["interface", "outputs"])
 def test_capture_equals_eager(tiny, family, method):
     model, tok = tiny(family)
     inputs = batch_for(family, model, tok)
@@ -49,7 +49,8 @@ def test_capture_equals_eager(tiny, family, method):
         assert torch.allclose(maps[kind].sum(-1), torch.ones(()), atol=1e-5)
     expected_kinds = ["encoder"] if family in ENCODERS else ["decoder"] if family == "gpt2" else ["encoder", "decoder", "cross"]
     assert list(maps) == expected_kinds
-    assert sorted(s.name for s in cap.records) == sorted(f"{k}.{l}" for k in expected_kinds for l in range(2))
+    assert cap.layers == {k: [0, 1] for k in expected_kinds}
+    assert cap.method == method
 
 
 @pytest.mark.parametrize("family", ["bert", "marian", "t5", "gpt2"])
@@ -70,7 +71,7 @@ def test_sdpa_model_same_maps_and_untouched(family):
     assert torch.equal(before, after)
 
 
-@pytest.mark.parametrize("method", ["interface", "hooks"])
+@pytest.mark.parametrize("method", ["interface", "outputs"])
 def test_model_left_as_it_was(tiny, method):
     model, tok = tiny("bart")
     inputs = batch_for("bart", model, tok)
@@ -97,7 +98,7 @@ def test_kinds_layers_dtype_options(tiny):
     _, cap = run_capture(model, inputs, kinds=["cross"], layers=[1], dtype=torch.float16)
     assert list(cap.maps) == ["cross"]
     assert cap.maps["cross"].shape[1] == 1 and cap.maps["cross"].dtype == torch.float16
-    assert cap.layer_indices("cross") == [1]
+    assert cap.layers["cross"] == [1]
     ref = torch.stack(eager_reference(model, inputs)["cross"], 1)[:, 1:2]
     assert (cap.maps["cross"].float() - ref).abs().max() < 1e-3
     assert cap.maps["cross"].device.type == "cpu"
@@ -132,5 +133,5 @@ def test_model_without_attention_is_refused():
             return self.embed(input_ids)
 
     model = NoAttention(NoAttentionConfig())
-    with pytest.raises(UnsupportedModelError, match="NoAttention .*no attention layers"):
+    with pytest.raises(UnsupportedModelError, match="NoAttention .*no attention headscope can capture"):
         run_capture(model, {"input_ids": torch.tensor([[1, 2, 3]])})

@@ -8,7 +8,7 @@ from conftest import TARGETS, TEXTS
 
 import headscope
 from headscope import InputError, Inspection, ModelNotFoundError, UnsupportedModelError
-from headscope.inspection import word_ids_from_tokens
+from headscope.run import word_ids_from_tokens
 from headscope.models.tiny import FAMILIES, SEQ2SEQ
 
 
@@ -32,7 +32,7 @@ def test_batch_equals_single_examples(tiny, family):
 
 def test_classifier_prediction_and_word_ids(tiny):
     insp = headscope.inspect(tiny("bert"), "A man in a red shirt.")
-    assert insp.family == "classifier" and insp.target_tokens is None
+    assert insp.architecture.name == "encoder" and insp.target_tokens is None
     assert insp.source_tokens[0] == "[CLS]" and insp.source_tokens[-1] == "[SEP]"
     assert insp.source_word_ids[0] is None and insp.source_word_ids[-1] is None
     assert insp.source_word_ids[1:-1] == list(range(7))  # a man in a red shirt .

@@ -12,8 +12,8 @@ correspondences?), **plausibility** (do they look right to a person?) and **fait
 from __future__ import annotations
 
 from . import aggregate, align, faithful, fragment
-from .aggregate import attention_graph, encoder_decoder_rollout, flow, rollout
-from .capture import AttentionCapture, Site, run_capture
+from .aggregate import attention_graph, encoder_decoder_rollout, flow, reading_map, rollout
+from .capture import AttentionCapture, run_capture
 from .errors import (
     GoldFormatError,
     HeadscopeError,
@@ -24,8 +24,10 @@ from .errors import (
 )
 from .faithful import list_methods
 from .fragment import fragmentation
-from .inspection import Inspection, inspect
-from .models import DEFAULT_MODEL, LoadedModel, build_tiny, list_models, load
+from .inspection import Inspection
+from .models import DEFAULT_MODEL, LoadedModel, ModelStructure, build_tiny, describe, list_models, load
+from .readings import Flow, Head, HeadsMean, LayerMean, Reading, Rollout, Site, parse_reading
+from .run import inspect
 
 __version__ = "0.1.0"
 

@@ -39,7 +39,7 @@ def model_and_text(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .inspection import inspect
+    from .run import inspect
 
     model, text = model_and_text(args)
     insp = inspect(model, text, target=args.target, num_beams=args.beams)

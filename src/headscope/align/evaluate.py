@@ -45,7 +45,7 @@ from headscope.align.extract import argmax_mask, mask_to_links, threshold_mask
 from headscope.align.gold import load_gold
 from headscope.align.metrics import AERCounts
 from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, select_rows, subword_to_word
-from headscope.capture.sites import Site
+from headscope.readings import Site
 from headscope.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -864,7 +864,7 @@ def evaluate(
 
 def _run_batches(loaded: Any, rows: list[dict[str, Any]], order: list[int], batch_size: int,
                  kinds: list[str], scorer: _Scorer, bar: Any) -> None:
-    from headscope.inspection import inspect
+    from headscope.run import inspect
 
     try:
         for start in range(0, len(order), batch_size):

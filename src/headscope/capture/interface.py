@@ -1,16 +1,25 @@
-"""Capture through transformers' ``AttentionInterface``.
+"""The registered attention function, and the per-model switch that routes a model through it.
 
-headscope registers one attention function, ``"headscope"``. While a :class:`AttentionCapture`
-is active, every config of the model points at it; the function runs the model family's own
-eager attention (so the probabilities are exactly those ``output_attentions=True`` gives),
-records them, and optionally scales each head's output (head ablation). On exit the
-model's own implementation (``eager``, ``sdpa``, ...) is restored.
+headscope registers one function with transformers' ``AttentionInterface`` (and a mask function
+with ``AttentionMaskInterface``), both named ``"headscope"``. While at least one capture runs on a
+model, its configs point at that name (:class:`ModelSwitch`); when the last one ends, everything
+the switch changed is put back — attention implementation, ``training`` flags, and any hooks
+transformers installed for ``output_attentions``.
+
+Which call records what is decided per call, never by module state: a capture is a
+:class:`Recording` set in a :class:`contextvars.ContextVar` for the duration of its forward pass.
+The registered function looks it up; when the calling context has no recording for the module
+(a plain forward on another thread, say), it runs the model's own implementation (``eager``,
+``sdpa``, ...) with the model's own mask, exactly as if headscope were not there.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,26 +28,71 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.configuration_utils import PretrainedConfig
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from ..errors import UnsupportedModelError
-from .sites import KINDS, Site, classify_module
+from ..models.structure import ModelStructure
 
 ATTN_NAME = "headscope"
+_SAVED = "_headscope_saved_attn_implementation"  # set on a config only while a switch holds it
+_SWITCH = "_headscope_switch"                     # set on a model only while a switch holds it
 
-_ACTIVE: list["AttentionCapture"] = []
-_EAGER_CACHE: dict[type, Callable[..., Any]] = {}
-_REGISTERED = False
+# Which recording the current forward pass writes to: per thread and per asyncio task.
+_RECORDING: ContextVar["Recording | None"] = ContextVar("headscope_recording", default=None)
+# Guards taking and giving back the per-model switches (not per-call state).
+_SWITCH_LOCK = threading.Lock()
 
 
-def _generic_eager(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float | None = None,
-    dropout: float = 0.0,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(eq=False)
+class Recording:
+    """What one capture keeps: per kind, the attention probabilities of each call, in forward order.
+
+    Attributes:
+        structure: the model's attention structure (which module is which kind).
+        kinds / layers: what to keep (``None``: everything).
+        dtype / device / detach: how to keep it.
+        head_gates: ``{(kind, layer): tensor[batch, heads]}`` scaling each head's output before the
+            output projection (0 ablates a head); gradients flow into the gates.
+        calls: attention calls seen per kind (the layer index of the next call).
+        maps: kept maps per kind, as ``[(layer, tensor[batch, heads, query, key])]``.
+    """
+
+    structure: ModelStructure
+    kinds: frozenset[str] | None = None
+    layers: frozenset[int] | None = None
+    dtype: torch.dtype | None = None
+    device: str | torch.device | None = "cpu"
+    detach: bool = True
+    head_gates: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    maps: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def on_attention(self, kind: str, out: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        layer = self.calls.get(kind, 0)
+        self.calls[kind] = layer + 1
+        gate = self.head_gates.get((kind, layer))
+        if gate is not None:
+            out = out * gate.to(out.dtype)[:, None, :, None]
+        if (self.kinds is None or kind in self.kinds) and (self.layers is None or layer in self.layers):
+            kept = probs.detach() if self.detach else probs
+            if self.dtype is not None:
+                kept = kept.to(self.dtype)
+            if self.device is not None:
+                kept = kept.to(self.device)
+            self.maps.setdefault(kind, []).append((layer, kept))
+        return out
+
+
+def family_eager(module: nn.Module) -> Callable[..., Any]:
+    """The eager attention function defined next to the module's class, or :func:`generic_eager`."""
+    fn = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+    return fn if callable(fn) else generic_eager
+
+
+def generic_eager(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                  **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain scaled dot-product attention returning probabilities (for families without their own)."""
     if key.shape[1] != query.shape[1]:  # grouped-query attention
         repeat = query.shape[1] // key.shape[1]
@@ -53,59 +107,38 @@ def _generic_eager(
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
 
 
-def _family_eager(module: nn.Module) -> Callable[..., Any]:
-    """The eager attention function defined next to the module's class, or the generic one."""
-    cls = type(module)
-    if cls not in _EAGER_CACHE:
-        fn = getattr(sys.modules.get(cls.__module__), "eager_attention_forward", None)
-        _EAGER_CACHE[cls] = fn if callable(fn) else _generic_eager
-    return _EAGER_CACHE[cls]
-
-
 def _as_additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     if mask is None or mask.dtype != torch.bool:
         return mask
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
-def headscope_attention(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The registered attention function: family eager attention, recorded and optionally gated."""
+def _own_implementation(config: Any) -> str:
+    return getattr(config, _SAVED, None) or config._attn_implementation
+
+
+def headscope_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        attention_mask: torch.Tensor | None, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The registered attention function: recorded family eager attention inside a capture, the
+    model's own implementation outside one."""
+    recording = _RECORDING.get()
+    site = None if recording is None else recording.structure.site_of(module)
+    if site is None:
+        own = _own_implementation(module.config)
+        fn = family_eager(module) if own == "eager" else AttentionInterface._global_mapping[own]
+        return fn(module, query, key, value, attention_mask, **kwargs)
     attention_mask = _as_additive(attention_mask, query.dtype)
-    out, probs = _family_eager(module)(module, query, key, value, attention_mask, **kwargs)
-    if _ACTIVE:
-        out = _ACTIVE[-1]._on_attention(module, out, probs)
-    return out, probs
+    out, probs = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
+    return recording.on_attention(site.kind, out, probs), probs
 
 
-def register() -> None:
-    """Register ``"headscope"`` with transformers' attention and mask interfaces (idempotent)."""
-    global _REGISTERED
-    if not _REGISTERED:
-        AttentionInterface.register(ATTN_NAME, headscope_attention)
-        AttentionMaskInterface.register(ATTN_NAME, eager_mask)
-        _REGISTERED = True
-
-
-def model_family(model: nn.Module) -> str:
-    """``"encoder-decoder"``, ``"decoder"`` (causal LM) or ``"classifier"`` (any encoder-only model)."""
-    config = getattr(model, "config", None)
-    if config is None:
-        raise UnsupportedModelError(
-            f"{type(model).__name__} has no transformers config; pass a Hugging Face PreTrainedModel "
-            "(e.g. loaded with AutoModelForSeq2SeqLM / AutoModelForSequenceClassification)."
-        )
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    if getattr(config, "is_decoder", False) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel")):
-        return "decoder"
-    return "classifier"
+def headscope_mask(*args: Any, config: Any = None, **kwargs: Any) -> Any:
+    """The registered mask function: eager masks inside a capture, the model's own outside one."""
+    if _RECORDING.get() is None and config is not None:
+        own = _own_implementation(config)
+        if own != ATTN_NAME and own in AttentionMaskInterface._global_mapping:
+            return AttentionMaskInterface._global_mapping[own](*args, config=config, **kwargs)
+    return eager_mask(*args, config=config, **kwargs)
 
 
 def _configs(model: nn.Module) -> list[PretrainedConfig]:
@@ -121,101 +154,77 @@ def _configs(model: nn.Module) -> list[PretrainedConfig]:
     return list(seen.values())
 
 
-class AttentionCapture:
-    """Context manager that records every head's attention probabilities during forward passes.
+def _is_recorder_hook(hook: Any) -> bool:
+    """Whether a forward hook is one transformers installs to assemble ``output_attentions``."""
+    return getattr(hook, "__module__", "") == "transformers.utils.output_capturing"
 
-    >>> with AttentionCapture(model) as cap:          # doctest: +SKIP
-    ...     model(**batch)
-    >>> cap.maps["encoder"].shape                      # doctest: +SKIP
-    torch.Size([batch, layers, heads, query, key])
 
-    Args:
-        model: a loaded transformers model (any attention implementation).
-        kinds: kinds to keep (``encoder``/``decoder``/``cross``); all by default.
-        layers: layer indices to keep (same for every kind); all by default.
-        dtype: store maps in this dtype (e.g. ``torch.float16``); the model's by default.
-        device: where to keep the maps (``"cpu"`` by default; ``None`` leaves them in place).
-        detach: record detached maps (default); ``False`` keeps them in the autograd graph.
-        head_gates: ``{(kind, layer): tensor[batch, heads]}`` multiplying each head's output
-            before the output projection; 0 ablates a head. Gradients flow into the gates.
+class ModelSwitch:
+    """Routes one model through the registered function while any capture on it runs.
+
+    Taken with :meth:`acquire` and given back with :meth:`release`; the first taker saves and
+    changes the model, the last giver puts back exactly what was saved. Kept on the model object
+    only while held, so no module state outlives a capture.
     """
 
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        kinds: Iterable[str] | None = None,
-        layers: Iterable[int] | None = None,
-        dtype: torch.dtype | None = None,
-        device: str | torch.device | None = "cpu",
-        detach: bool = True,
-        head_gates: dict[tuple[str, int], torch.Tensor] | None = None,
-    ) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         self.model = model
-        self.family = model_family(model)
-        self.kinds = None if kinds is None else set(kinds)
-        if self.kinds is not None and not self.kinds <= set(KINDS):
-            raise UnsupportedModelError(f"unknown attention kind(s) {sorted(self.kinds - set(KINDS))}; choose from {KINDS}")
-        self.layers = None if layers is None else set(layers)
-        self.dtype = dtype
-        self.device = device
-        self.detach = detach
-        self.head_gates = head_gates or {}
-        self.records: dict[Site, torch.Tensor] = {}
-        self.calls = 0
-        self._names = {id(m): n for n, m in model.named_modules()}
-        self._sites: dict[int, Site] = {}
-        self._saved: list[tuple[PretrainedConfig, Any]] = []
+        self.holders = 0
+        self.configs = _configs(model)
+        self.training = [(m, m.training) for m in model.modules()]
+        self.hooks = {id(m): set(m._forward_hooks) for m in model.modules()}  # transformers' recorders
+        self.hooked = [(m, m.__dict__["_output_capturing_hooks_installed"])
+                       for m in model.modules() if "_output_capturing_hooks_installed" in m.__dict__]
 
-    def __enter__(self) -> "AttentionCapture":
-        register()
-        for config in _configs(self.model):
-            self._saved.append((config, config._attn_implementation_internal))
-            config._attn_implementation_internal = ATTN_NAME
-        _ACTIVE.append(self)
-        return self
+    @classmethod
+    def acquire(cls, model: PreTrainedModel) -> "ModelSwitch":
+        with _SWITCH_LOCK:
+            switch = model.__dict__.get(_SWITCH)
+            if switch is None:
+                switch = cls(model)
+                AttentionInterface.register(ATTN_NAME, headscope_attention)
+                AttentionMaskInterface.register(ATTN_NAME, headscope_mask)
+                for config in switch.configs:
+                    setattr(config, _SAVED, config._attn_implementation_internal)
+                    config._attn_implementation_internal = ATTN_NAME
+                model.eval()
+                model.__dict__[_SWITCH] = switch
+            switch.holders += 1
+            return switch
+
+    def release(self) -> None:
+        with _SWITCH_LOCK:
+            self.holders -= 1
+            if self.holders:
+                return
+            del self.model.__dict__[_SWITCH]
+            for config in self.configs:
+                config._attn_implementation_internal = getattr(config, _SAVED)
+                delattr(config, _SAVED)
+            for module, flag in self.training:
+                module.training = flag
+            for module in self.model.modules():
+                for key in set(module._forward_hooks) - self.hooks.get(id(module), set()):
+                    if _is_recorder_hook(module._forward_hooks[key]):
+                        del module._forward_hooks[key]
+                module.__dict__.pop("_output_capturing_hooks_installed", None)
+            for module, flag in self.hooked:
+                module.__dict__["_output_capturing_hooks_installed"] = flag
+
+
+class Active:
+    """Context manager: ``recording`` receives the attention of ``model``'s forwards in this context."""
+
+    def __init__(self, model: PreTrainedModel, recording: Recording) -> None:
+        self.model, self.recording = model, recording
+        self._switch: ModelSwitch | None = None
+        self._token: Any = None
+
+    def __enter__(self) -> Recording:
+        self._switch = ModelSwitch.acquire(self.model)
+        self._token = _RECORDING.set(self.recording)
+        return self.recording
 
     def __exit__(self, *exc: object) -> None:
-        _ACTIVE.remove(self)
-        for config, saved in self._saved:
-            config._attn_implementation_internal = saved
-        self._saved.clear()
-
-    def site_of(self, module: nn.Module) -> Site:
-        """The (kind, layer) label of an attention module of this model."""
-        key = id(module)
-        if key not in self._sites:
-            name = self._names.get(key)
-            if name is None:
-                raise UnsupportedModelError(f"attention module {type(module).__name__} is not part of the captured model")
-            self._sites[key] = classify_module(name, self.family)
-        return self._sites[key]
-
-    def _on_attention(self, module: nn.Module, out: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        site = self.site_of(module)
-        gate = self.head_gates.get((site.kind, site.layer))
-        if gate is not None:
-            out = out * gate.to(out.dtype)[:, None, :, None]
-        if (self.kinds is None or site.kind in self.kinds) and (self.layers is None or site.layer in self.layers):
-            kept = probs.detach() if self.detach else probs
-            if self.dtype is not None:
-                kept = kept.to(self.dtype)
-            if self.device is not None:
-                kept = kept.to(self.device)
-            self.records[site] = kept
-        return out
-
-    @property
-    def maps(self) -> dict[str, torch.Tensor]:
-        """Recorded maps per kind, stacked over layers: ``{kind: [batch, layers, heads, query, key]}``."""
-        by_kind: dict[str, list[tuple[int, torch.Tensor]]] = {}
-        for site, tensor in self.records.items():
-            by_kind.setdefault(site.kind, []).append((site.layer, tensor))
-        return {
-            kind: torch.stack([t for _, t in sorted(items, key=lambda item: item[0])], dim=1)
-            for kind, items in sorted(by_kind.items(), key=lambda kv: KINDS.index(kv[0]))
-        }
-
-    def layer_indices(self, kind: str) -> list[int]:
-        """The layer indices recorded for ``kind``, in stacking order."""
-        return sorted(site.layer for site in self.records if site.kind == kind)
+        _RECORDING.reset(self._token)
+        self._switch.release()

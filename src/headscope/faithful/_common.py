@@ -23,6 +23,7 @@ import torch
 
 from ..capture import AttentionCapture
 from ..errors import InputError, UnsupportedModelError
+from ..models.architectures import decoder_inputs
 from ..models.loading import LoadedModel, load
 
 
@@ -51,7 +52,8 @@ class Example:
 
 def as_examples(source: Any, text: Any = None, target: Any = None) -> list[Example]:
     """Examples from an Inspection, a list of them, or a model (name, pair, LoadedModel) and text(s)."""
-    from ..inspection import Inspection, inspect
+    from ..inspection import Inspection
+    from ..run import inspect
 
     if isinstance(source, Example):
         return [source]
@@ -137,10 +139,8 @@ def model_inputs(loaded: LoadedModel, examples: Sequence[Example],
     ids, mask = _pad(srcs, pid)
     inputs: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": mask}
     if loaded.family == "encoder-decoder":
-        from ..inspection import _decoder_inputs
-
         labels, tmask = _pad([ex.target_ids for ex in examples], pid)
-        inputs["decoder_input_ids"] = _decoder_inputs(model, labels, pid)
+        inputs["decoder_input_ids"] = decoder_inputs(model, labels, pid)
         inputs["decoder_attention_mask"] = tmask
         inputs["labels_"] = labels
     return inputs

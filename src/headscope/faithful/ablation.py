@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..capture import KINDS, AttentionCapture, Site, split_examples
+from ..capture import AttentionCapture, split_examples
+from ..readings import KINDS, Site
 from ..errors import InputError
 from ._common import Example, as_examples, chunked, model_inputs, run_gated, token_logprobs
 

@@ -97,7 +97,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..inspection import inspect
+    from ..run import inspect
     from ..models.loading import load
     from ._common import from_inspection
     from .ablation import head_ablation

@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Inspect the text, print the fragmentation summary and the τ of each reading with LOO."""
     from ..cli import model_and_text
-    from ..inspection import inspect
+    from ..run import inspect
 
     model, text = model_and_text(args)
     frag = inspect(model, text, target=args.target).fragmentation(faithful=not args.no_faithful)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .architectures import ARCHITECTURES, Architecture, architecture_named, architecture_of
 from .loading import DEFAULT_MODEL, LoadedModel, load
+from .structure import AttentionSite, ModelStructure, describe
 from .tiny import FAMILIES, build_tiny
 
 
@@ -13,4 +15,5 @@ def list_models() -> list:
     return list_shipped()
 
 
-__all__ = ["DEFAULT_MODEL", "FAMILIES", "LoadedModel", "build_tiny", "list_models", "load"]
+__all__ = ["ARCHITECTURES", "DEFAULT_MODEL", "FAMILIES", "Architecture", "AttentionSite", "LoadedModel",
+           "ModelStructure", "architecture_named", "architecture_of", "build_tiny", "describe", "list_models", "load"]

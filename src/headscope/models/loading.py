@@ -17,8 +17,9 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ..capture import model_family
 from ..errors import ModelNotFoundError, UnsupportedModelError
+from .architectures import Architecture
+from .structure import ModelStructure, describe
 
 DEFAULT_MODEL = "headscope/en-fr"
 SHIPPED_PREFIX = "headscope/"
@@ -26,12 +27,26 @@ SHIPPED_PREFIX = "headscope/"
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode with its tokenizer, the name it was loaded from and its family."""
+    """A model with its tokenizer, the name it was loaded from and its attention structure.
+
+    ``structure`` is described once, here (:func:`headscope.models.structure.describe`); its
+    ``architecture`` is the strategy for everything that differs by architecture kind.
+    """
 
     model: PreTrainedModel
     tokenizer: Any
     name: str
-    family: str  # "encoder-decoder" | "classifier" | "decoder"
+    structure: ModelStructure
+
+    @classmethod
+    def of(cls, model: PreTrainedModel, tokenizer: Any, name: str) -> "LoadedModel":
+        """Describe ``model`` and wrap it (the model itself is not changed)."""
+        return cls(model, tokenizer, name, describe(model))
+
+    @property
+    def architecture(self) -> Architecture:
+        """The architecture-kind strategy (encoder, decoder, encoder-decoder)."""
+        return self.structure.architecture
 
     @property
     def max_length(self) -> int | None:
@@ -81,8 +96,7 @@ def load(
                 f"got {tuple(type(m).__name__ for m in model)}"
             )
         net, tokenizer = model
-        return LoadedModel(net.eval(), tokenizer, getattr(net, "name_or_path", "") or type(net).__name__,
-                           model_family(net))
+        return LoadedModel.of(net, tokenizer, getattr(net, "name_or_path", "") or type(net).__name__)
     if not isinstance(model, (str, os.PathLike)):
         raise UnsupportedModelError(
             f"cannot load a model from {type(model).__name__}; pass a name, a folder or a (model, tokenizer) pair"
@@ -98,7 +112,7 @@ def load(
         net, tokenizer = load_shipped(name, dtype=dtype)
         if attn_implementation is not None:
             net.set_attn_implementation(attn_implementation)
-        return LoadedModel(net.eval(), tokenizer, name, model_family(net))
+        return LoadedModel.of(net.eval(), tokenizer, name)
     try:
         config = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as err:
@@ -121,4 +135,4 @@ def load(
             "Fix: make sure the folder holds config.json, the weights and the tokenizer files "
             "(save both with save_pretrained)."
         ) from None
-    return LoadedModel(net.eval(), tokenizer, name, model_family(net))
+    return LoadedModel.of(net.eval(), tokenizer, name)

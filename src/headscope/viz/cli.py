@@ -20,7 +20,7 @@ from headscope.errors import InputError
 
 def _inspect(args: argparse.Namespace, words: bool) -> object:
     from headscope.cli import model_and_text
-    from headscope.inspection import inspect
+    from headscope.run import inspect
 
     model, text = model_and_text(args)
     if words:
