@@ -55,7 +55,7 @@ def multi30k(n: int) -> list[str]:
 def study(model, texts: list[str], label: str, ablation_texts: int = 32) -> dict:
     import headscope
     from headscope.faithful._common import from_inspection
-    from headscope.faithful.cli import format_summary, summarise
+    from headscope.cli.faithful import format_summary, summarise
     from headscope.faithful.metrics import compare_rankings
     from tqdm.auto import tqdm
 
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--report", type=Path, default=None, help="re-print the tables of a saved study.json")
     args = ap.parse_args()
     if args.report:
-        from headscope.faithful.cli import format_summary
+        from headscope.cli.faithful import format_summary
 
         for part, data in json.loads(args.report.read_text(encoding="utf-8")).items():
             print(f"\n## {part}: {data['model']}, {len(data['texts'])} texts")

@@ -223,7 +223,7 @@ def only_align_verb(monkeypatch):
     """Build the command with just this area's verb (other areas' verb modules are not under test here)."""
     import headscope.cli
 
-    monkeypatch.setattr(headscope.cli, "VERB_MODULES", ("headscope.align.cli",))
+    monkeypatch.setattr(headscope.cli, "VERB_MODULES", ("headscope.cli.align",))
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from headscope.errors import InputError
 
 
 def _inspect(args: argparse.Namespace, words: bool) -> object:
-    from headscope.cli import model_and_text
+    from headscope.cli.common import model_and_text
     from headscope.run import inspect
 
     model, text = model_and_text(args)
@@ -29,7 +29,7 @@ def _inspect(args: argparse.Namespace, words: bool) -> object:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import parse_gold, report
+    from ..viz.report import parse_gold, report
 
     if args.gold is not None and args.target is None:
         raise InputError("--gold links need the sentence pair: give the output with --target as well")
@@ -44,7 +44,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bertviz(args: argparse.Namespace) -> int:
-    from .bertviz import to_bertviz
+    from ..viz.bertviz import to_bertviz
 
     insp = _inspect(args, words=False)
     out = Path(args.out)

@@ -15,31 +15,21 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import HeadscopeError
+from ..errors import HeadscopeError
+from .common import model_and_text
 
 Command = Callable[[argparse.Namespace], int]
 
 VERB_MODULES = (
-    "headscope.aggregate.cli",
-    "headscope.align.cli",
-    "headscope.faithful.cli",
-    "headscope.fragment.cli",
-    "headscope.viz.cli",
+    "headscope.cli.align",
+    "headscope.cli.faithful",
+    "headscope.cli.fragment",
+    "headscope.cli.viz",
 )
 
 
-def model_and_text(args: argparse.Namespace) -> tuple[str, str]:
-    from .models import DEFAULT_MODEL
-
-    if len(args.args) == 1:
-        return DEFAULT_MODEL, args.args[0]
-    if len(args.args) == 2:
-        return args.args[0], args.args[1]
-    raise HeadscopeError("give TEXT, or MODEL TEXT (e.g. headscope inspect headscope/en-fr \"A man in a red shirt.\")")
-
-
 def _inspect(args: argparse.Namespace) -> int:
-    from .run import inspect
+    from ..run import inspect
 
     model, text = model_and_text(args)
     insp = inspect(model, text, target=args.target, num_beams=args.beams)
@@ -51,7 +41,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models import DEFAULT_MODEL, list_models
+    from ..models import DEFAULT_MODEL, list_models
 
     for m in list_models():
         default = "  (default)" if m.name == DEFAULT_MODEL else ""
@@ -79,13 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models shipped with headscope")
     p.set_defaults(handler=_models)
     for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -53,7 +53,7 @@ def _mean(values: list[float]) -> float:
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Dataset-level summary of :func:`~headscope.faithful.metrics.compare_rankings` results."""
-    from .metrics import tau_summary
+    from ..faithful.metrics import tau_summary
 
     def flat(x: Any) -> list[Any]:
         return x if isinstance(x, list) else [x]
@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..run import inspect
     from ..models.loading import load
-    from ._common import from_inspection
-    from .ablation import head_ablation
-    from .metrics import compare_rankings
+    from ..faithful._common import from_inspection
+    from ..faithful.ablation import head_ablation
+    from ..faithful.metrics import compare_rankings
 
     texts = read_texts(args.text, args.limit)
     loaded = load(args.model)

@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Inspect the text, print the fragmentation summary and the τ of each reading with LOO."""
-    from ..cli import model_and_text
+    from .common import model_and_text
     from ..run import inspect
 
     model, text = model_and_text(args)
