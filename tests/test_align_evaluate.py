@@ -12,7 +12,7 @@ import torch
 
 from headscope import Inspection, InputError
 from headscope.align import AlignmentReport, aer, evaluate, evaluate_inspections
-from headscope.capture.sites import Site
+from headscope.readings import Site
 from headscope.cli import main
 
 # ---- a planted case: hand-made cross attention, AER worked by hand -------------------------

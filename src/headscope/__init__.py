@@ -19,6 +19,7 @@ from .errors import (
     HeadscopeError,
     InputError,
     ModelNotFoundError,
+    NotApplicableError,
     ShapeError,
     UnsupportedModelError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Inspection",
     "LoadedModel",
     "ModelNotFoundError",
+    "NotApplicableError",
     "ShapeError",
     "Site",
     "UnsupportedModelError",

@@ -41,3 +41,10 @@ class GoldFormatError(HeadscopeError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+class NotApplicableError(HeadscopeError):
+    """A reading that is not defined for this input or model (e.g. alignment of a classifier).
+
+    The report marks a section "not applicable" for this error only; every other error propagates.
+    """
