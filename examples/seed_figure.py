@@ -254,8 +254,8 @@ def reading_paragraph(results: dict[str, list[Reading]]) -> str:
         *parts, diag, roll,
         "Two cautions: the best head is chosen on this very sentence with the hand-made reference, so its "
         "row is an optimistic upper bound; and these are tiny caption translators (Multi30k + Debian "
-        "messages), for which this Hansards-style sentence (Bahdanau et al. trained on WMT'14) is out of domain, as their own translations "
-        "above show. The figure is a plausibility view of one sentence; alignment claims need the "
+        "messages), for which this Hansards-style sentence (Bahdanau et al. trained on WMT'14) is out "
+        "of domain, as their own translations above show. The figure is a plausibility view of one sentence; alignment claims need the "
         "gold-scored numbers in docs/alignment.md.",
     ])
 
