@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 import torch
 from conftest import TARGETS, TEXTS
 
 import headscope
 from headscope import InputError, Inspection, ModelNotFoundError, UnsupportedModelError
+from headscope.models import build_tiny
 from headscope.run import word_ids_from_tokens
 from headscope.models.tiny import FAMILIES, SEQ2SEQ
 
@@ -96,14 +100,110 @@ def test_word_ids_from_tokens():
 
 # ---- bad input -------------------------------------------------------------------------------
 
-def test_unknown_model_name():
-    with pytest.raises(ModelNotFoundError, match="could not load model 'no-such/model-xyz'.*Fix"):
+def test_unknown_model_name_fails_at_once_offline():
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="'no-such/model-xyz' is not a shipped model.*HF_HUB_OFFLINE.*Fix"):
         headscope.inspect("no-such/model-xyz", "hello")
+    assert time.perf_counter() - start < 3
 
 
-def test_unknown_local_folder(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="local folder"):
+def test_typo_of_a_shipped_name_suggests_it():
+    with pytest.raises(ModelNotFoundError, match="Did you mean 'headscope/en-fr'"):
+        headscope.load("en-fr")
+
+
+def test_unreachable_hub_fails_at_once(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match="cannot be reached from here.*Fix: load a shipped model"):
+        headscope.load("Helsinki-NLP/opus-mt-en-fr")
+    assert time.perf_counter() - start < 3
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
         headscope.inspect(str(tmp_path), "hello")
+
+
+def test_folder_without_tokenizer(tiny, tmp_path):
+    model, _ = tiny("bert")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="has no tokenizer files"):
+        headscope.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage" * 10, "truncate"])
+def test_damaged_weights_file(tiny, tmp_path, damage):
+    model, tok = tiny("bert")
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500] if damage == "truncate" else damage)
+    with pytest.raises(ModelNotFoundError, match="could not load the weights or tokenizer.*Fix"):
+        headscope.load(str(tmp_path))
+
+
+def test_weights_that_do_not_fit_the_config(tiny, tmp_path):
+    model, tok = tiny("bert")
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["hidden_size"] = 64
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelNotFoundError, match="could not load the weights"):
+        headscope.load(str(tmp_path))
+
+
+def test_loaded_once_per_process():
+    assert headscope.load("headscope/en-fr-1x1") is headscope.load("headscope/en-fr-1x1")
+
+
+def test_another_models_tokenizer_is_refused(tiny):
+    model, tok = tiny("bert")
+    _, other = tiny("gpt2")  # 300 tokens for bert's 279 embedding rows: ids past the table
+    assert len(other) > model.get_input_embeddings().num_embeddings
+    with pytest.raises(UnsupportedModelError, match="do not belong together"):
+        headscope.inspect((model, other), "hello")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"batch_size": 0}, "batch_size=0"), ({"batch_size": -1}, "batch_size=-1"), ({"num_beams": 0}, "num_beams=0"),
+    ({"max_new_tokens": 0}, "max_new_tokens=0"), ({"dtype": "float16"}, "dtype='float16'"),
+    ({"dtype": torch.int64}, "dtype=torch.int64"), ({"is_split_into_words": True}, "list of words"),
+])
+def test_bad_options_raise_and_leave_the_model(tiny, kw, match):
+    model, tok = tiny("marian")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(InputError, match=match):
+        headscope.inspect((model, tok), "A dog.", **kw)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_no_text_for_a_named_model_or_a_pair(tiny):
+    with pytest.raises(InputError, match="no text given"):
+        headscope.inspect("headscope/sentiment", None)
+    with pytest.raises(InputError, match="no text given") as err:
+        headscope.inspect(tiny("bert"))
+    assert len(str(err.value)) < 200
+
+
+def test_pair_without_tokenizer_or_on_meta(tiny):
+    model, _ = tiny("bert")
+    with pytest.raises(UnsupportedModelError, match="has no tokenizer"):
+        headscope.inspect((model, None), "hello")
+    with torch.device("meta"):
+        meta = type(model)(model.config)
+    with pytest.raises(UnsupportedModelError, match="'meta' device"):
+        headscope.inspect((meta, tiny("bert")[1]), "hello")
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\u200b \u2060"])
+def test_text_without_a_word(tiny, text):
+    with pytest.raises(InputError, match="no word the tokenizer can read"):
+        headscope.inspect(tiny("bert"), text)
 
 
 def test_unknown_shipped_name():

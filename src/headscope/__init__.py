@@ -4,6 +4,8 @@ Three claims kept apart and measured: **alignment** (do the weights mark real in
 correspondences?), **plausibility** (do they look right to a person?) and **faithfulness**
 (did those inputs drive the output?).
 
+Importing headscope is cheap: torch, transformers and the readings are imported on first use.
+
 >>> import headscope
 >>> insp = headscope.inspect("A man in a red shirt.")      # doctest: +SKIP
 >>> print(insp.summary())                                   # doctest: +SKIP
@@ -11,9 +13,9 @@ correspondences?), **plausibility** (do they look right to a person?) and **fait
 
 from __future__ import annotations
 
-from . import aggregate, align, faithful, fragment
-from .aggregate import attention_graph, encoder_decoder_rollout, flow, reading_map, rollout
-from .capture import AttentionCapture, run_capture
+import importlib
+from typing import Any
+
 from .errors import (
     GoldFormatError,
     HeadscopeError,
@@ -23,41 +25,61 @@ from .errors import (
     ShapeError,
     UnsupportedModelError,
 )
-from .faithful import list_methods
-from .fragment import fragmentation
-from .inspection import Inspection
-from .models import DEFAULT_MODEL, LoadedModel, ModelStructure, build_tiny, describe, list_models, load
-from .readings import Flow, Head, HeadsMean, LayerMean, Reading, Rollout, Site, parse_reading
-from .run import inspect
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# public name -> module that defines it (imported on first access, PEP 562)
+_LAZY = {
+    "inspect": "headscope.run",
+    "Inspection": "headscope.inspection",
+    "AttentionCapture": "headscope.capture",
+    "run_capture": "headscope.capture",
+    "DEFAULT_MODEL": "headscope.models",
+    "LoadedModel": "headscope.models",
+    "ModelStructure": "headscope.models",
+    "build_tiny": "headscope.models",
+    "describe": "headscope.models",
+    "list_models": "headscope.models",
+    "load": "headscope.models",
+    "Site": "headscope.readings",
+    "Reading": "headscope.readings",
+    "Head": "headscope.readings",
+    "LayerMean": "headscope.readings",
+    "HeadsMean": "headscope.readings",
+    "Rollout": "headscope.readings",
+    "Flow": "headscope.readings",
+    "parse_reading": "headscope.readings",
+    "attention_graph": "headscope.aggregate",
+    "encoder_decoder_rollout": "headscope.aggregate",
+    "flow": "headscope.aggregate",
+    "reading_map": "headscope.aggregate",
+    "rollout": "headscope.aggregate",
+    "list_methods": "headscope.faithful",
+    "fragmentation": "headscope.fragment",
+}
+_SUBPACKAGES = ("aggregate", "align", "capture", "faithful", "fragment", "models", "readings", "viz")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"headscope.{name}")
+    raise AttributeError(f"module 'headscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
+
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "AttentionCapture",
     "GoldFormatError",
     "HeadscopeError",
     "InputError",
-    "Inspection",
-    "LoadedModel",
     "ModelNotFoundError",
     "NotApplicableError",
     "ShapeError",
-    "Site",
     "UnsupportedModelError",
-    "aggregate",
-    "align",
-    "attention_graph",
-    "build_tiny",
-    "encoder_decoder_rollout",
-    "faithful",
-    "flow",
-    "fragment",
-    "fragmentation",
-    "inspect",
-    "list_methods",
-    "list_models",
-    "load",
-    "rollout",
-    "run_capture",
+    *sorted(_LAZY),
+    *_SUBPACKAGES,
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -56,9 +57,11 @@ def inspect(
     torch.Size([3, 4, 6, 5])
     """
     if text is None:
-        if model is None:
-            raise InputError("no text given; call headscope.inspect(model, text) or headscope.inspect(text)")
+        if not isinstance(model, str) or _names_a_model(model):
+            raise InputError("text: no text given; call headscope.inspect(model, text), or headscope.inspect(text) "
+                             "for the default model")
         model, text = DEFAULT_MODEL, model
+    _check_options(batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, dtype=dtype)
     loaded = load(DEFAULT_MODEL if model is None else model)
     loaded.structure.check(kinds, layers)
     texts, single = _as_batch(text, is_split_into_words, "text")
@@ -81,23 +84,53 @@ def inspect(
     return results[0] if single else results
 
 
+def _names_a_model(name: str) -> bool:
+    """Whether a lone string names a model (shipped or a folder) rather than being the text."""
+    from .models.shipped import list_shipped
+
+    return os.path.isdir(name) or name in {m.name for m in list_shipped()}
+
+
+def _check_options(*, batch_size: Any, num_beams: Any, max_new_tokens: Any, dtype: Any) -> None:
+    def positive_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    for name, value in (("batch_size", batch_size), ("num_beams", num_beams)):
+        if not positive_int(value):
+            raise InputError(f"{name}={value!r}: pass a positive whole number")
+    if max_new_tokens is not None and not positive_int(max_new_tokens):
+        raise InputError(f"max_new_tokens={max_new_tokens!r}: pass a positive whole number, or None for the "
+                         "model's own limit")
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise InputError(f"dtype={dtype!r}: maps are probabilities; pass a floating torch dtype such as "
+                         "torch.float16 (not a string or an integer type), or None to keep the model's")
+
+
 def _as_batch(text: Any, split: bool, what: str) -> tuple[list[Any], bool]:
     """Normalise one text or a list of texts to a list; check none is empty."""
     if split:
         single = isinstance(text, Sequence) and len(text) > 0 and all(isinstance(w, str) for w in text)
     else:
         single = isinstance(text, str)
+    if split and isinstance(text, str):
+        raise InputError(f"{what}: is_split_into_words=True takes a list of words (e.g. text.split()), got a string")
     batch = [text] if single else list(text) if isinstance(text, Sequence) and not isinstance(text, str) else None
     if batch is None or not batch:
         raise InputError(f"{what} must be a string or a non-empty list of strings"
-                         + (" (lists of words with is_split_into_words=True)" if split else "") + f", got {text!r}")
+                         + (" (lists of words with is_split_into_words=True)" if split else "")
+                         + f", got {_short(text)}")
     for i, item in enumerate(batch):
         words = item if split else [item] if isinstance(item, str) else None
         if words is None or not all(isinstance(w, str) for w in words):
-            raise InputError(f"{what} #{i} is not {'a list of words' if split else 'a string'}: {item!r}")
+            raise InputError(f"{what} #{i} is not {'a list of words' if split else 'a string'}: {_short(item)}")
         if not "".join(words).strip():
             raise InputError(f"{what} #{i} is empty; give some words to inspect")
     return batch, single
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{type(value).__name__} {text[:limit]}..."
 
 
 def forward_keys(model: Any) -> set[str]:
@@ -230,6 +263,9 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
             model_description=str(loaded.structure),
             loaded=loaded,
         )
+        if all(w is None for w in item.source_word_ids):
+            raise InputError(f"text #{b} ({_short(text, 40)}) has no word the tokenizer can read "
+                             "(only special, control or zero-width characters); give some words to inspect")
         if labels is not None:
             tgt_ids = labels[b][tgt_mask[b].bool()].tolist()
             item.target_tokens = tok.convert_ids_to_tokens(tgt_ids)

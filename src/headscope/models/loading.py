@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-)
+from safetensors import SafetensorError
+from transformers import PreTrainedModel
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from .architectures import Architecture
@@ -23,6 +21,8 @@ from .structure import ModelStructure, describe
 
 DEFAULT_MODEL = "headscope/en-fr"
 SHIPPED_PREFIX = "headscope/"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "source.spm", "tokenizer.model")
 
 
 @dataclass
@@ -64,6 +64,9 @@ class LoadedModel:
 
 
 def _auto_class(config: Any) -> type:
+    from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM,
+                              AutoModelForSequenceClassification)
+
     if getattr(config, "is_encoder_decoder", False):
         return AutoModelForSeq2SeqLM
     architectures = getattr(config, "architectures", None) or []
@@ -86,22 +89,60 @@ def load(
     saved with ``save_pretrained``, a Hugging Face hub name, an already loaded
     ``(model, tokenizer)`` pair, or a :class:`LoadedModel` (returned as is).
     The Auto class follows the config: seq2seq, sequence classification, causal LM.
+    Names and folders are loaded once per process (by name, ``dtype`` and ``attn_implementation``)
+    and shared by later calls; a loaded pair is used as it is and never changed.
+
+    >>> load("headscope/en-fr").architecture.name      # doctest: +SKIP
+    'encoder-decoder'
     """
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, tuple):
-        if len(model) != 2 or not isinstance(model[0], PreTrainedModel):
-            raise UnsupportedModelError(
-                "pass a (model, tokenizer) pair whose model is a transformers PreTrainedModel, "
-                f"got {tuple(type(m).__name__ for m in model)}"
-            )
-        net, tokenizer = model
-        return LoadedModel.of(net, tokenizer, getattr(net, "name_or_path", "") or type(net).__name__)
+        return _from_pair(model)
     if not isinstance(model, (str, os.PathLike)):
         raise UnsupportedModelError(
-            f"cannot load a model from {type(model).__name__}; pass a name, a folder or a (model, tokenizer) pair"
-        )
-    name = os.fspath(model)
+            f"model: cannot load a model from {type(model).__name__}; pass a name, a folder or a "
+            "(model, tokenizer) pair")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise UnsupportedModelError(f"dtype={dtype!r}: pass a floating torch dtype such as torch.float32 or "
+                                    "torch.float16 (not a string or an integer type)")
+    folder = os.fspath(model)
+    key = str(Path(folder).resolve()) if os.path.isdir(folder) else folder
+    return _load_cached(key, dtype, attn_implementation)
+
+
+def _from_pair(pair: tuple) -> LoadedModel:
+    if len(pair) != 2 or not isinstance(pair[0], PreTrainedModel):
+        raise UnsupportedModelError(
+            "model: pass a (model, tokenizer) pair whose model is a transformers PreTrainedModel, "
+            f"got a tuple of {tuple(type(m).__name__ for m in pair)}")
+    net, tokenizer = pair
+    if tokenizer is None or not callable(tokenizer):
+        raise UnsupportedModelError(f"model: the pair ({type(net).__name__}, {type(tokenizer).__name__}) has no "
+                                    "tokenizer; pass (model, AutoTokenizer.from_pretrained(...))")
+    devices = {p.device.type for p in net.parameters()}
+    if "meta" in devices:
+        raise UnsupportedModelError(f"{type(net).__name__} has weights on the 'meta' device (no values); "
+                                    "load it with real weights (from_pretrained without device_map='meta')")
+    loaded = LoadedModel.of(net, tokenizer, getattr(net, "name_or_path", "") or type(net).__name__)
+    _check_tokenizer(loaded)
+    return loaded
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, dtype: torch.dtype, attn_implementation: str | None) -> LoadedModel:
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no weight-loading bars: a load is not the user's business
+    try:
+        return _load_named(name, dtype, attn_implementation)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_named(name: str, dtype: torch.dtype, attn_implementation: str | None) -> LoadedModel:
     if name.startswith(SHIPPED_PREFIX) and not os.path.isdir(name):
         from .shipped import list_shipped, load_shipped
 
@@ -113,26 +154,87 @@ def load(
         if attn_implementation is not None:
             net.set_attn_implementation(attn_implementation)
         return LoadedModel.of(net.eval(), tokenizer, name)
+    if not os.path.isdir(name):
+        _check_hub_name(name)
+    else:
+        _check_folder(Path(name))
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
     try:
         config = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as err:
-        where = "local folder" if os.path.isdir(name) else "name"
         raise ModelNotFoundError(
-            f"could not load model {name!r} ({where}): {str(err).splitlines()[0]}. "
-            "Fix: pass a folder written by save_pretrained, a reachable Hugging Face hub name, "
-            "or a shipped model (`headscope models` lists them, e.g. 'headscope/en-fr')."
-        ) from None
-    auto = _auto_class(config)
+            f"could not load model {name!r}: {_first_line(err)}. Fix: pass a folder written by save_pretrained, "
+            "a reachable Hugging Face hub name, or a shipped model (`headscope models` lists them)") from None
     kwargs: dict[str, Any] = {"dtype": dtype}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
-        net = auto.from_pretrained(name, **kwargs)
+        net = _auto_class(config).from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as err:
         raise ModelNotFoundError(
-            f"could not load the weights or tokenizer of {name!r}: {str(err).splitlines()[0]}. "
-            "Fix: make sure the folder holds config.json, the weights and the tokenizer files "
-            "(save both with save_pretrained)."
-        ) from None
-    return LoadedModel.of(net.eval(), tokenizer, name)
+            f"could not load the weights or tokenizer of {name!r}: {_first_line(err)}. Fix: the folder needs "
+            "config.json, complete weights matching that config, and the tokenizer files (write both with "
+            "save_pretrained)") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    loaded = LoadedModel.of(net.eval(), tokenizer, name)
+    _check_tokenizer(loaded)
+    return loaded
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__).rstrip(". ")
+
+
+def _check_folder(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"{folder} has no config.json; pass a folder written by save_pretrained")
+    if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelNotFoundError(
+            f"{folder} has no tokenizer files (none of {', '.join(_TOKENIZER_FILES[:3])}, ...); save the tokenizer "
+            "next to the model (tokenizer.save_pretrained(folder)) or pass a (model, tokenizer) pair")
+
+
+def _check_hub_name(name: str) -> None:
+    """Fail at once, with one line, when a hub name cannot be fetched (offline, or hub unreachable)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return  # in the local cache: transformers loads it without the network
+    shipped = ", ".join(_shipped_names())
+    close = difflib.get_close_matches(name, [*_shipped_names(), *[n.split("/")[-1] for n in _shipped_names()]], n=1)
+    hint = f" Did you mean {'headscope/' + close[0].split('/')[-1]!r}?" if close else ""
+    fix = (f"load a shipped model ({shipped}) or a local folder written by save_pretrained "
+           "(headscope.inspect('path/to/folder', text))")
+    if constants.HF_HUB_OFFLINE:
+        raise ModelNotFoundError(f"{name!r} is not a shipped model, a local folder or in the Hugging Face cache, "
+                                 f"and HF_HUB_OFFLINE is set.{hint} Fix: {fix}")
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=2).close()
+    except OSError:
+        raise ModelNotFoundError(f"{name!r} is not a shipped model or a local folder, and the Hugging Face hub "
+                                 f"({endpoint.hostname}) cannot be reached from here.{hint} Fix: {fix}") from None
+
+
+def _shipped_names() -> list[str]:
+    from .shipped import list_shipped
+
+    return [m.name for m in list_shipped()]
+
+
+def _check_tokenizer(loaded: LoadedModel) -> None:
+    """A tokenizer whose ids do not fit the model's embeddings belongs to another model."""
+    embeddings = loaded.model.get_input_embeddings() if hasattr(loaded.model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    size = len(loaded.tokenizer) if hasattr(loaded.tokenizer, "__len__") else None
+    if isinstance(rows, int) and isinstance(size, int) and size > rows:
+        raise UnsupportedModelError(
+            f"the tokenizer of {loaded.name!r} has {size} tokens but the model's embedding table has {rows} rows: "
+            "they do not belong together. Fix: load the tokenizer saved with this model")
