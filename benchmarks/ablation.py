@@ -10,7 +10,7 @@ log-likelihood of each reference. Timed in the same run, all with the same numbe
   heads reuse the encoder output;
 * ``per head``: one forward pass per head (its 32 sentences batched), ``batched=False``;
 * ``per head and sentence``: one forward per (head, sentence), the loop one writes around
-  ``Inspection.head_ablation`` sentence by sentence.
+  ``head_ablation(insp)`` sentence by sentence.
 
 ``--random-weights`` times a random-weight model with the same config and tokenizer instead (the
 cost does not depend on the weights).
@@ -53,7 +53,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     import headscope
-    from headscope.faithful import head_ablation
+    from headscope.faithful import AblationResult, head_ablation
     from headscope.faithful._common import as_examples
     from headscope.models.tiny import random_like
 
@@ -61,9 +61,8 @@ def main() -> None:
     what = f"random-weight {args.model} shape" if args.random_weights else args.model
     src, tgt = sentences(args.sentences)
     examples = as_examples(loaded, src, tgt)
-    n_heads = None
 
-    def timed(label: str, **kw):
+    def timed(label: str, **kw: object) -> tuple[str, float, float, AblationResult]:
         start, cpu = time.perf_counter(), time.process_time()
         res = head_ablation(examples, proxies=False, **kw)
         return label, time.perf_counter() - start, time.process_time() - cpu, res

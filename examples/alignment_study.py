@@ -5,10 +5,10 @@ this script):
 
 * for each shipped translator (``headscope/en-fr``, ``headscope/en-fr-1x1``; models not in
   ``headscope.list_models()`` are skipped) ``headscope.align.evaluate(model, gold="hansards-en-fr",
-  convention="both")``, saved under ``--out/<model>/`` (``report.json``, ``scores.csv``,
-  ``aer_heatmap.png``; ``links.jsonl`` too when it is at most 2 MB, otherwise it goes to the
-  git-ignored ``out/alignment/<model>/``); the default model's heatmap is copied to
-  ``docs/img/aer_en-fr.png``;
+  convention="both")``, saved under ``--out/<model>/`` (``report.json``, ``scores.csv``, and
+  ``aer_heatmap_naive.png`` / ``aer_heatmap_shift.png`` drawn as ``headscope align`` draws them;
+  ``links.jsonl`` too when it is at most 2 MB, otherwise it goes to the git-ignored
+  ``out/alignment/<model>/``); the page shows the default model's heatmaps;
 * two reference points scored the same way: a diagonal aligner with no model (target word ``j``
   of ``m`` linked to source word ``min(n - 1, round(j * n / m))`` of ``n``) and a random-weight
   Marian of the default model's shape (its config, its tokenizer, ``torch.manual_seed(0)``);
@@ -34,12 +34,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import headscope
 from headscope.align import AlignmentReport, aer, evaluate, load_gold
-from headscope.align.evaluate import head_name
 from headscope.align.words import DEFAULT_CONVENTION
+from headscope.cli.align import draw_heatmaps
 from headscope.models.tiny import random_like
+from headscope.readings import HeadsMean, LayerMean, Rollout, parse_reading
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("headscope/en-fr", "headscope/en-fr-1x1")
@@ -58,8 +60,9 @@ HEAD = """\
 Translation is the favourable case for reading attention: which source word a target word
 corresponds to is a real latent of the task, and humans have annotated it. `headscope align`
 scores every cross-attention head of a translator (and the per-layer head means, the mean of all
-heads, and the encoder-decoder rollout) against gold word alignments. Heads are named by their
-site, `cross.layer.head` (`cross.2.3` is head 3 of decoder layer 2), as everywhere in headscope.
+heads, and the encoder-decoder rollout) against gold word alignments. Every map is named as
+everywhere in headscope: `cross.2.3` is head 3 of decoder layer 2, `cross.2.mean` the mean of that
+layer's heads, `cross.mean` the all-heads mean and `cross.rollout` the rollout.
 
 ## What is measured
 
@@ -90,19 +93,23 @@ report = evaluate("headscope/en-fr", "hansards-en-fr", convention="both")
 print(report.table())            # layers x heads, best head marked *
 report.aer, report.best_head     # [layers, heads] array ({default}), (layer, head)
 report.by_convention["naive"].best_aer
-report.aggregates["all heads mean"]["aer"]
-report.sources                           # "cross.0.0", ..., "layer 0 mean", "all heads mean", "rollout"
+report.aggregates["cross.mean"]["aer"]   # aggregates by reading name
+report.score("cross.2.mean", "shift")    # precision, recall, aer and counts of any reading
+report.readings                          # Head cross.0.0, ..., LayerMean cross.0.mean, cross.mean, cross.rollout
 report.predicted_links(0, "best")        # links of sentence 0 by the best head
-report.predicted_links(0, "cross.2.1")   # ... by one head: site name, Site or (layer, head)
-report.symmetrized("grow-diag-final")    # naive and shift links combined per head
-report.save("align-en-fr")       # report.json, scores.csv, links.jsonl, aer_heatmap.png
+report.predicted_links(0, "cross.2.1")   # ... by one reading: name, Reading, Site or (layer, head)
+report.symmetrized("grow-diag-final")    # naive and shift links combined per reading
+report.to_rows()                         # one dict per convention and reading
+report.save("align-en-fr")       # report.json, scores.csv, links.jsonl (numbers only)
 ```
 
 `evaluate(model, gold, convention=, extraction="argmax" | ("threshold", p), sources=,
-batch_size=, limit=, reverse=, index_base=, src_pool=, tgt_pool=, threads=)`; gold is a built-in
+batch_size=, limit=, reverse=, index_base=, src_pool=, tgt_pool=)`; gold is a built-in
 name, `(sentences, alignments)` or `(source, target, alignments)` files, or a dataset from
-`load_gold`. For one forced sentence, `Inspection.align(layer, head)` gives the word map and its
-links. The time it takes is in `docs/performance.md` (`benchmarks/align.py`).
+`load_gold`. For one forced sentence, `headscope.align.align_inspection(insp, "cross.2.1")` gives
+the word map and its links. `headscope align` also draws the AER heatmaps
+(`headscope.viz.figures.aer_heatmap`). The time it takes is in `docs/performance.md`
+(`benchmarks/align.py`).
 """
 
 
@@ -167,12 +174,15 @@ def describe(p: dict) -> str:
 # ---- tables ------------------------------------------------------------------------------------
 
 
-def agg(sc, name: str) -> float:
-    return sc.aggregates.get(name, {}).get("aer", math.nan)
+ALL_MEAN, ROLLOUT = HeadsMean("cross"), Rollout("cross")
 
 
-def site(h) -> str:
-    return f"`{head_name(*h)}`"
+def agg(sc, reading) -> float:
+    return sc.aggregates.get(reading.name, {}).get("aer", math.nan)
+
+
+def site(sc) -> str:
+    return f"`{sc.best.name}`"
 
 
 def side_by_side(reports: dict[str, AlignmentReport]) -> str:
@@ -181,9 +191,9 @@ def side_by_side(reports: dict[str, AlignmentReport]) -> str:
             "|---|---|---:|---:|---:|---:|"]
     for name, r in reports.items():
         n, s = r.by_convention["naive"], r.by_convention["shift"]
-        rows.append(f"| {name} | {len(r.layers)} x {r.n_heads} | {site(n.best_head)} {n.best_aer:.3f} "
-                    f"| {site(s.best_head)} {s.best_aer:.3f} | {agg(n, 'all heads mean'):.3f} / "
-                    f"{agg(s, 'all heads mean'):.3f} | {agg(n, 'rollout'):.3f} / {agg(s, 'rollout'):.3f} |")
+        rows.append(f"| {name} | {len(r.layers)} x {r.n_heads} | {site(n)} {n.best_aer:.3f} "
+                    f"| {site(s)} {s.best_aer:.3f} | {agg(n, ALL_MEAN):.3f} / "
+                    f"{agg(s, ALL_MEAN):.3f} | {agg(n, ROLLOUT):.3f} / {agg(s, ROLLOUT):.3f} |")
     return "\n".join(rows)
 
 
@@ -193,11 +203,11 @@ def references_table(diag: dict, rnd: AlignmentReport) -> str:
     for conv in rnd.conventions:
         sc = rnd.by_convention[conv]
         i = rnd.layers.index(sc.best_head[0])
-        rows.append(f"| random-weight `{DEFAULT}` shape, {conv}: best head {site(sc.best_head)} | {sc.best_aer:.3f} "
+        rows.append(f"| random-weight `{DEFAULT}` shape, {conv}: best head {site(sc)} | {sc.best_aer:.3f} "
                     f"| {sc.precision[i, sc.best_head[1]]:.3f} | {sc.recall[i, sc.best_head[1]]:.3f} |")
-        rows.append(f"| random-weight, {conv}: all heads mean | {agg(sc, 'all heads mean'):.3f} "
-                    f"| {sc.aggregates['all heads mean']['precision']:.3f} "
-                    f"| {sc.aggregates['all heads mean']['recall']:.3f} |")
+        mean = rnd.score(ALL_MEAN, conv)
+        rows.append(f"| random-weight, {conv}: {ALL_MEAN.label} | {mean['aer']:.3f} "
+                    f"| {mean['precision']:.3f} | {mean['recall']:.3f} |")
     return "\n".join(rows)
 
 
@@ -205,7 +215,7 @@ def symmetrized_table(sym: dict[str, dict]) -> str:
     rows = ["| model | method | best head | best-head AER | all-heads mean AER |", "|---|---|---|---:|---:|"]
     for name, by_method in sym.items():
         for method, sc in by_method.items():
-            rows.append(f"| {name} | {method} | {site(sc.best_head)} | {sc.best_aer:.3f} | {agg(sc, 'all heads mean'):.3f} |")
+            rows.append(f"| {name} | {method} | {site(sc)} | {sc.best_aer:.3f} | {agg(sc, ALL_MEAN):.3f} |")
     return "\n".join(rows)
 
 
@@ -216,8 +226,8 @@ def best_map(r: AlignmentReport) -> tuple[float, str, str]:
     """Lowest AER of any map source of a report: (aer, source, convention)."""
     out = []  # a single head wins ties with the aggregates (a 1x1 model's only head is also its mean)
     for conv, sc in r.by_convention.items():
-        out.append((round(sc.best_aer, 12), 0, head_name(*sc.best_head), conv))
-        out += [(round(row["aer"], 12), 1, name, conv) for name, row in sc.aggregates.items()]
+        out.append((round(sc.best_aer, 12), 0, sc.best.label, conv))
+        out += [(round(row["aer"], 12), 1, parse_reading(name).label, conv) for name, row in sc.aggregates.items()]
     best = min(out)
     return best[0], best[2], best[3]
 
@@ -260,8 +270,8 @@ def reading(reports: dict[str, AlignmentReport], diag: dict, rnd: AlignmentRepor
             better = "naive" if mn.best_aer < ms.best_aer else "shift"
             verdict = (f"For `{m}` **{better}** is the better convention: best head "
                        f"{min(mn.best_aer, ms.best_aer):.3f} against {max(mn.best_aer, ms.best_aer):.3f}")
-        verdict += (f", all-heads mean {agg(mn, 'all heads mean'):.3f} (naive) against "
-                    f"{agg(ms, 'all heads mean'):.3f} (shift).")
+        verdict += (f", all-heads mean {agg(mn, ALL_MEAN):.3f} (naive) against "
+                    f"{agg(ms, ALL_MEAN):.3f} (shift).")
         if m == name and abs(n.best_aer - s.best_aer) >= 0.005:
             better = "naive" if n.best_aer < s.best_aer else "shift"
             if better == DEFAULT_CONVENTION:
@@ -273,19 +283,19 @@ def reading(reports: dict[str, AlignmentReport], diag: dict, rnd: AlignmentRepor
                             f"Chen et al. (2020); a small decoder {trained} need not behave like theirs, which is "
                             "why `--convention both` reports the two side by side.")
         out.append(f"- **Naive against shift, `{m}`.** " + verdict)
-    lm = {l: (agg(n, f"layer {l} mean"), agg(s, f"layer {l} mean")) for l in r.layers}
+    lm = {l: (agg(n, LayerMean("cross", l)), agg(s, LayerMean("cross", l))) for l in r.layers}
     best_lm = min(v[0] for v in lm.values())
     out.append(
         f"- **Layers and means (`{name}`).** Per layer, mean AER (naive / shift): "
         + "; ".join(f"layer {l} {a:.3f} / {b:.3f}" for l, (a, b) in lm.items())
-        + f". The all-heads mean scores {agg(n, 'all heads mean'):.3f} / {agg(s, 'all heads mean'):.3f}. "
+        + f". The all-heads mean scores {agg(n, ALL_MEAN):.3f} / {agg(s, ALL_MEAN):.3f}. "
         + ("Under naive the best layer mean and the best single head score the same to three decimals: averaging "
            "neither helps nor hurts much at the best layer."
            if f"{best_lm:.3f}" == f"{n.best_aer:.3f}" else
            "Averaging helps here: the best layer mean beats every single head under naive."
            if best_lm < n.best_aer else
            "A single head is the better aligner here: the heads that align are diluted by the ones that do not."))
-    rn, rs = agg(n, "rollout"), agg(s, "rollout")
+    rn, rs = agg(n, ROLLOUT), agg(s, ROLLOUT)
     worse = rn > n.best_aer and rs > s.best_aer
     out.append(
         f"- **Rollout (`{name}`).** Rollout scores AER {rn:.3f} naive, {rs:.3f} shift, "
@@ -338,8 +348,11 @@ def slug(name: str) -> str:
 
 
 def save_report(r: AlignmentReport, folder: Path, heatmap: bool = True) -> str:
-    """Save; move links.jsonl out of the committed tree when it is over LINKS_LIMIT. Returns where it went."""
-    r.save(folder, heatmap=heatmap)
+    """Save (and draw the AER heatmaps); move links.jsonl out of the committed tree when it is over
+    LINKS_LIMIT. Returns where it went."""
+    r.save(folder)
+    if heatmap:
+        draw_heatmaps(r, folder)
     links = folder / "links.jsonl"
     size = links.stat().st_size
     if size <= LINKS_LIMIT:
@@ -354,10 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "alignment"), help="report folders (default docs/alignment/)")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "alignment.md"))
-    parser.add_argument("--img", default=str(ROOT / "docs" / "img" / "aer_en-fr.png"))
-    parser.add_argument("--no-doc", action="store_true", help="reports only; leave the page and the image alone")
+    parser.add_argument("--no-doc", action="store_true", help="reports only; leave the page alone")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # small forwards and word pooling on few busy cores: one thread is fastest
 
     shipped = {m.name for m in headscope.list_models()}
     models = [m for m in MODELS if m in shipped]
@@ -399,20 +412,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_doc:
         return 0
-    img = Path(args.img)
-    img.parent.mkdir(parents=True, exist_ok=True)
     main_model = DEFAULT if DEFAULT in reports else models[0]
-    shutil.copy(out / slug(main_model) / "aer_heatmap.png", img)
     doc = Path(args.doc)
     rel = lambda p: Path(p).resolve().relative_to(ROOT) if Path(p).resolve().is_relative_to(ROOT) else Path(p)
-    img_rel = Path(os.path.relpath(img.resolve(), doc.resolve().parent))
+    img_rel = {c: Path(os.path.relpath((out / slug(main_model) / f"aer_heatmap_{c}.png").resolve(), doc.resolve().parent))
+               for c in reports[main_model].conventions}
 
     parts = [HEAD.format(command=COMMAND, default=DEFAULT_CONVENTION, n_sent=stats["n"], n_sure=stats["n_sure"], n_possible=stats["n_possible"])]
     parts.append("## Results on hansards-en-fr\n")
     parts.append("Made with\n\n```\n" + COMMAND + "\n```\n\n"
                  f"which, for each shipped translator, runs `evaluate(model, \"{GOLD}\", convention=\"both\")` (the same as "
                  f"`headscope align MODEL --gold {GOLD} --convention both`) and saves the report under "
-                 f"`{rel(out)}/<model>/` (`report.json`, `scores.csv`, `aer_heatmap.png`; `links.jsonl` with every "
+                 f"`{rel(out)}/<model>/` (`report.json`, `scores.csv`, `aer_heatmap_naive.png`, `aer_heatmap_shift.png`; "
+                 "`links.jsonl` with every "
                  "predicted link is written too, and kept out of git when it is over 2 MB).\n")
     parts.append("Models, as shipped when the script was last run:\n\n" + "\n".join(
         f"- {describe(prov[m])}; {reports[m].n_sentences} sentences scored in {reports[m].seconds:.1f} s on "
@@ -433,11 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     for m, r in reports.items():
         parts.append(f"#### {m}\n\n" + r.markdown() + "\n")
         if m == main_model:
-            parts.append(f"![AER per decoder layer x head of {m}, naive and shift]({img_rel.as_posix()})\n")
+            parts.append(" ".join(f"![AER per decoder layer x head of {m}, {c}]({p.as_posix()})"
+                                  for c, p in img_rel.items()) + "\n")
     parts.append(reading(reports, diag, rnd, stats, prov))
     parts.append(PYTHON.replace("{default}", DEFAULT_CONVENTION))
     doc.write_text("\n".join(parts), encoding="utf-8")
-    print(f"wrote {doc}, {img} and {out}/")
+    print(f"wrote {doc} and {out}/")
     return 0
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from headscope.faithful import FaithfulnessReport, RankingComparison, RankingSummary, faithfulness_report
+
 REPO = Path(__file__).resolve().parents[1]
 MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 SEED = 13  # the classifier trainer's split seed
@@ -52,52 +54,34 @@ def multi30k(n: int) -> list[str]:
         return [line.strip() for _, line in zip(range(n), fh)]
 
 
-def study(model, texts: list[str], label: str, ablation_texts: int = 32) -> dict:
+def study(model: object, texts: list[str], label: str, ablation_texts: int = 32) -> FaithfulnessReport:
+    """The faithfulness report of ``model`` on ``texts``, printed as it goes."""
     import headscope
-    from headscope.faithful._common import from_inspection
-    from headscope.cli.faithful import format_summary, summarise
-    from headscope.faithful.metrics import compare_rankings
-    from tqdm.auto import tqdm
 
     start = time.perf_counter()
     loaded = headscope.load(model)
     insps = headscope.inspect(loaded, texts, truncate=True)
-    ablation = None
-    if ablation_texts:
-        from headscope.faithful import head_ablation
-
-        ablation = head_ablation(insps[:ablation_texts])
+    report = faithfulness_report(insps, ablation_texts=ablation_texts, progress=True)
+    if report.ablation is not None:
         print(f"\n## {label}: head ablation on the first {min(ablation_texts, len(insps))} texts")
-        print(ablation.table(10))
-    results = []
-    for insp in tqdm(insps, desc=label, unit="text"):
-        results.append(compare_rankings(from_inspection(insp)))
-    summary = summarise(results)
-    print(f"\n## {label}: {loaded.name} ({loaded.family}), {len(texts)} texts, "
+        print(report.ablation.table(10))
+    print(f"\n## {label}: {report.model_name} ({report.architecture}), {len(texts)} texts, "
           f"{time.perf_counter() - start:.0f} s")
-    out = {"model": loaded.name, "texts": texts, "summary": summary, "examples": results,
-           "predictions": [i.prediction for i in insps],
-           "ablation": None if ablation is None else ablation.to_dict()}
-    print(format_summary(summary))
-    print(histogram(out))
-    return out
+    print(report.table())
+    print(histogram(report.comparisons))
+    return report
 
 
 BINS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def histogram(report: dict) -> str:
+def histogram(comparisons: list[RankingComparison]) -> str:
     """Counts of Kendall taus in BINS, per compared method (the distributions of the docs)."""
     lines = ["Kendall tau-b histogram (attention vs ...): bins " +
              " ".join(f"[{a:+.2f},{b:+.2f})" for a, b in zip(BINS[:-1], BINS[1:]))]
-    for name in report["examples"][0]["tau"]:
-        taus = []
-        for r in report["examples"]:
-            t = r["tau"][name]
-            taus += t if isinstance(t, list) else [t]
-        arr = np.asarray(taus, dtype=float)
-        arr = arr[~np.isnan(arr)]
-        counts, _ = np.histogram(arr, bins=BINS)
+    for name in comparisons[0].others:
+        arr = np.asarray([row.tau[name] for c in comparisons for row in c.rows], dtype=float)
+        counts, _ = np.histogram(arr[~np.isnan(arr)], bins=BINS)
         lines.append(f"  {name:<10}" + " ".join(f"{c:>13d}" for c in counts))
     return "\n".join(lines)
 
@@ -114,15 +98,13 @@ def main() -> None:
     ap.add_argument("--report", type=Path, default=None, help="re-print the tables of a saved study.json")
     args = ap.parse_args()
     if args.report:
-        from headscope.cli.faithful import format_summary
-
         for part, data in json.loads(args.report.read_text(encoding="utf-8")).items():
-            print(f"\n## {part}: {data['model']}, {len(data['texts'])} texts")
-            print(format_summary(data["summary"]))
-            print(histogram(data))
+            print(f"\n## {part}: {data.get('model_name') or data.get('model')}, {len(data['texts'])} texts")
+            print(RankingSummary.from_dict(data["summary"]).table())
+            print(histogram([RankingComparison.from_dict(e) for e in data["examples"]]))
         return
     torch.set_num_threads(1)  # small models on shared cores: one thread is much faster
-    report = {}
+    report: dict[str, FaithfulnessReport] = {}
     if args.tiny:
         from headscope.models.tiny import _CORPUS, build_tiny
 
@@ -141,9 +123,9 @@ def main() -> None:
         report["translator"] = study(mt, sentences, "en->fr translator", args.ablation_texts)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "study.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+        study_json = {part: r.to_dict() for part, r in report.items()}
+        (args.out / "study.json").write_text(json.dumps(study_json, indent=1), encoding="utf-8")
         print(f"\nwrote {args.out / 'study.json'}")
-    np.set_printoptions(precision=3)
 
 
 if __name__ == "__main__":

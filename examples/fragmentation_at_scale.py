@@ -30,8 +30,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import headscope  # noqa: E402
+from headscope.aggregate import reading_map  # noqa: E402
 from headscope.align import aer, evaluate  # noqa: E402
+from headscope.faithful import token_importance  # noqa: E402
 from headscope.fragment import best_head_stability, kind_fragmentation, row_kendall  # noqa: E402
+from headscope.readings import Head, HeadsMean, Rollout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY = ("headscope/en-fr-1x1", "headscope/en-fr", "headscope/en-fr-6x8")
@@ -54,12 +57,13 @@ def per_sentence_head_aer(report) -> np.ndarray:
             continue
         for li, layer in enumerate(report.layers):
             for h in range(report.n_heads):
-                pred = report.predicted_links(k, (layer, h), conv)
+                pred = report.predicted_links(k, Head("cross", layer, h), conv)
                 out[k, li, h] = aer([pred], [sure], [possible]).aer
     return out
 
 
 def study(name: str, args: argparse.Namespace) -> dict:
+    """One row of the table: alignment, head disagreement and τ with leave-one-out for model ``name``."""
     t0 = time.perf_counter()
     loaded = headscope.load(name)
     cfg = loaded.model.config
@@ -67,10 +71,11 @@ def study(name: str, args: argparse.Namespace) -> dict:
                  "heads": cfg.decoder_attention_heads, "cross_heads": cfg.decoder_layers * cfg.decoder_attention_heads}
 
     report = evaluate(loaded, "hansards-en-fr", convention=args.convention, limit=args.hansards, progress=False)
-    row["best_head"] = f"cross.{report.best_head[0]}.{report.best_head[1]}"
+    best = Head("cross", *report.best_head)
+    row["best_head"] = best.name
     row["best_head_aer"] = report.best_aer
-    row["all_mean_aer"] = report.aggregates["all heads mean"]["aer"]
-    row["rollout_aer"] = report.aggregates.get("rollout", {}).get("aer", float("nan"))
+    row["all_mean_aer"] = report.score(HeadsMean("cross"))["aer"]
+    row["rollout_aer"] = report.score(Rollout("cross"))["aer"] if Rollout("cross") in report.readings else float("nan")
     share, spread = best_head_stability(per_sentence_head_aer(report))
     li = report.layers.index(report.best_head[0])
     row["best_head_win_share"] = float(share[li, report.best_head[1]])
@@ -81,18 +86,17 @@ def study(name: str, args: argparse.Namespace) -> dict:
     insps = headscope.inspect(loaded, sources, target=refs, batch_size=16)
     js, eff, sink, aligned, tau_mean, tau_best, tau_roll = [], [], [], [], [], [], []
     for insp in insps:
-        cross = insp.attentions["cross"]
-        frag = kind_fragmentation(cross, "cross", insp.source_tokens)
+        cross = insp.kind_maps("cross")
+        frag = kind_fragmentation(cross, "cross", insp.key_tokens("cross"), insp.layer_indices("cross"))
         js.append(frag.mean_js)
         eff.append(frag.effective_maps)
         sink.append(float(frag.sink_mass.mean()))
         aligned.append(float((frag.labels == "alignment-like").mean()))
-        loo = insp.token_importance("loo").scores
+        loo = token_importance(insp, "loo").scores
         keep = np.array([w is not None for w in insp.source_word_ids])
-        att = cross.float().numpy()[..., keep]
-        tau_mean.append(row_kendall(att.mean((0, 1)), loo[:, keep]))
-        tau_best.append(row_kendall(insp.map("cross", *report.best_head).float().numpy()[:, keep], loo[:, keep]))
-        tau_roll.append(row_kendall(insp.rollout()[:, keep], loo[:, keep]))
+        tau_mean.append(row_kendall(reading_map(insp, HeadsMean("cross")).numpy()[:, keep], loo[:, keep]))
+        tau_best.append(row_kendall(reading_map(insp, best).numpy()[:, keep], loo[:, keep]))
+        tau_roll.append(row_kendall(reading_map(insp, Rollout("cross")).numpy()[:, keep], loo[:, keep]))
     row.update(mean_js=float(np.mean(js)), effective_maps=float(np.mean(eff)), sink_mass=float(np.mean(sink)),
                alignment_like_share=float(np.mean(aligned)),
                tau_loo_all_mean=float(np.mean(tau_mean)), tau_loo_best_head=float(np.mean(tau_best)),
@@ -113,6 +117,7 @@ COLUMNS = [
 
 
 def markdown(rows: list[dict]) -> str:
+    """The table of ``rows`` in Markdown, columns as in ``COLUMNS``."""
     head = "| " + " | ".join(c[1] for c in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
     body = ["| " + " | ".join(fmt.format(r[key]) for key, _, fmt in COLUMNS) + " |" for r in rows]
@@ -120,6 +125,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], path: Path) -> None:
+    """Three panels by model size: AER of the readings, distinct maps, τ with leave-one-out."""
     names = [r["model"].split("/")[-1] for r in rows]
     x = np.arange(len(rows))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 import headscope
+from headscope.align import align_inspection
+from headscope.align.wordmaps import cross_readings
+from headscope.readings import Head, HeadsMean, LayerMean, Reading
 
 # (English, French, [(English adjective, English noun, French adjective, French noun) word indices])
 CAPTIONS = [
@@ -30,25 +35,21 @@ CAPTIONS = [
 ]
 
 
-def crossing_scores(model: str, convention: str) -> dict[str, tuple[int, int]]:
-    """Per map source: (correct links, crossings recovered) over all pairs."""
+def crossing_scores(model: str, convention: str) -> dict[Reading, tuple[int, int]]:
+    """Per cross reading (heads, layer means, all-heads mean): (correct links, crossings recovered)."""
     sources, targets, _ = zip(*CAPTIONS)
     insps = headscope.inspect(model, [s.split() for s in sources], target=[t.split() for t in targets],
-                              is_split_into_words=True)
-    n_layers, n_heads = insps[0].shape("cross")
-    choices = {f"cross.{lay}.{h}": (lay, h) for lay in range(n_layers) for h in range(n_heads)}
-    choices.update({f"layer {lay} mean": (lay, None) for lay in range(n_layers)})
-    choices["all-heads mean"] = (None, None)
+                              is_split_into_words=True, kinds=["cross"])
     scores = {}
-    for name, (layer, head) in choices.items():
+    for reading in cross_readings(insps[0], ("heads", "layer_mean", "all_mean")):
         links_ok = crossings = 0
         for insp, (_, _, pairs) in zip(insps, CAPTIONS):
-            _, links = insp.align(layer, head, convention=convention)
+            _, links = align_inspection(insp, reading, convention=convention)
             for s_adj, s_noun, t_adj, t_noun in pairs:
                 adj, noun = (s_adj, t_adj) in links, (s_noun, t_noun) in links
                 links_ok += adj + noun
                 crossings += adj and noun
-        scores[name] = (links_ok, crossings)
+        scores[reading] = (links_ok, crossings)
     return scores
 
 
@@ -56,16 +57,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convention", default="naive", choices=("naive", "shift"))
     args = parser.parse_args()
+    torch.set_num_threads(1)
     n_pairs = sum(len(p) for _, _, p in CAPTIONS)
     print(f"{n_pairs} adjective–noun pairs in {len(CAPTIONS)} captions; {args.convention} convention; "
           "argmax links of the forced reference translation")
     print("\n| model | map | adjective + noun links right | crossings recovered |\n|---|---|---:|---:|")
     for model in ("headscope/en-fr-1x1", "headscope/en-fr"):
         scores = crossing_scores(model, args.convention)
-        heads = {k: v for k, v in scores.items() if k.startswith("cross.")}
-        best = max(heads, key=lambda k: heads[k])
-        rows = [("best head " + best, heads[best]), ("all-heads mean", scores["all-heads mean"])]
-        rows += [(k, v) for k, v in scores.items() if k.startswith("layer")]
+        heads = {r: v for r, v in scores.items() if isinstance(r, Head)}
+        best = max(heads, key=lambda r: heads[r])
+        rows = [("best head " + best.label, heads[best]), (HeadsMean("cross").label, scores[HeadsMean("cross")])]
+        rows += [(r.label, v) for r, v in scores.items() if isinstance(r, LayerMean)]
         full = sum(c == n_pairs for _, c in heads.values())
         for name, (links, crossings) in rows:
             print(f"| {model} | {name} | {links}/{2 * n_pairs} | {crossings}/{n_pairs} |")

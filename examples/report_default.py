@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import headscope
+import headscope.viz
 
 SOURCE = "A man in a red shirt is riding a bike ."
 TARGET = "Un homme en chemise rouge fait du vélo ."
@@ -27,6 +28,7 @@ GOLD = "0-0 1-1 2-2 4-4 5-3 7-5 9-7 10-8 3p2 6p5 7p6 7p7 8p6"
 
 
 def main() -> None:
+    """Inspect the sentence pair, write the report and, if asked, its screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/default", help="folder for report.html")
     parser.add_argument("--model", default=headscope.DEFAULT_MODEL)
@@ -42,7 +44,7 @@ def main() -> None:
         insp = headscope.inspect(args.model, SOURCE.split(), target=TARGET.split(), is_split_into_words=True)
         gold = GOLD
     print(insp.summary())
-    path = insp.report(args.out, gold=gold)
+    path = headscope.viz.report(insp, args.out, gold=gold)
     print(f"report: {path}")
     if args.screenshot:
         screenshot(path, Path(args.screenshot))
@@ -50,7 +52,17 @@ def main() -> None:
 
 
 def screenshot(page: Path, png: Path, size: str = "1200,1600") -> None:
-    """Headless Chromium picture of ``page`` with the network closed."""
+    """Headless Chromium picture of the top of ``page`` with the network closed.
+
+    Parameters
+    ----------
+    page
+        The report to open.
+    png
+        Where the screenshot goes.
+    size
+        Window size ``"width,height"`` in pixels.
+    """
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:

@@ -1,19 +1,26 @@
-"""evaluate(): scoring every cross-attention head against gold alignments; report; CLI."""
+"""evaluate(): scoring every cross-attention reading against gold alignments; report; files; CLI."""
 
 from __future__ import annotations
 
 import csv
 import json
-import re
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
 import torch
 
-from headscope import Inspection, InputError
-from headscope.align import AlignmentReport, aer, evaluate, evaluate_inspections
-from headscope.readings import Site
+from headscope import Inspection, InputError, NotApplicableError
+from headscope.aggregate import reading_map
+from headscope.align import AlignmentReport, aer, align_inspection, evaluate, evaluate_inspections, word_maps
+from headscope.align.evaluation import skip_vocabulary_projection
+from headscope.align.store import legacy_reading
+from headscope.align.wordmaps import cross_readings, reading_stack
 from headscope.cli import main
+from headscope.models.architectures import architecture_named
+from headscope.readings import Head, HeadsMean, LayerMean, Rollout, Site
 
 # ---- a planted case: hand-made cross attention, AER worked by hand -------------------------
 
@@ -30,7 +37,7 @@ def _planted() -> Inspection:
         ]
     )
     return Inspection(
-        model_name="planted", family="encoder-decoder", source_text="a b",
+        model_name="planted", architecture=architecture_named("encoder-decoder"), source_text="a b",
         source_tokens=["▁a", "▁b", "</s>"], source_word_ids=[0, 1, None],
         attentions={"cross": cross}, target_text="x y", target_tokens=["▁x", "▁y", "</s>"],
         target_word_ids=[0, 1, None], forced=True,
@@ -55,19 +62,26 @@ def test_planted_heads_by_hand():
     assert r.convention == "naive" and r.best_head == (0, 0) and r.best_aer == 0.0
     np.testing.assert_array_equal(r.aer, naive.aer)
     # layer-0 mean, naive: rows tie between a and b -> first (a) for both words -> 1/3
-    assert naive.aggregates["layer 0 mean"]["aer"] == pytest.approx(1 / 3)
-    assert set(naive.aggregates) == {"layer 0 mean", "layer 1 mean", "all heads mean"}
+    assert naive.aggregates["cross.0.mean"]["aer"] == pytest.approx(1 / 3)
+    assert set(naive.aggregates) == {"cross.0.mean", "cross.1.mean", "cross.mean"}
+    assert r.score(LayerMean("cross", 0), "naive")["aer"] == pytest.approx(1 / 3)
+    assert r.score((1, 1), "naive")["aer"] == pytest.approx(2 / 3)
     assert r.predicted_links(0, (0, 1), "shift") == {(0, 0), (1, 1)}
     assert r.predicted_links(0, "best", "naive") == {(0, 0), (1, 1)}
     assert r.predicted_links(0, "cross.1.1", "naive") == {(1, 0), (1, 1)}
     assert r.predicted_links(0, Site("cross", 1, 1), "naive") == {(1, 0), (1, 1)}
     assert r.predicted_links(0, (1, 1), "naive") == {(1, 0), (1, 1)}
-    assert r.sources == ["cross.0.0", "cross.0.1", "cross.1.0", "cross.1.1",
-                         "layer 0 mean", "layer 1 mean", "all heads mean"]
-    for bad in ("L1H1", "cross.1", Site("cross", 1), Site("decoder", 1, 1), (1, 1, 0)):
+    assert [x.name for x in r.readings] == ["cross.0.0", "cross.0.1", "cross.1.0", "cross.1.1",
+                                            "cross.0.mean", "cross.1.mean", "cross.mean"]
+    # a layer site is the layer's head mean, as everywhere in the reading vocabulary
+    assert r.predicted_links(0, Site("cross", 0), "naive") == r.predicted_links(0, "cross.0.mean", "naive") \
+        == {(0, 0), (0, 1)}
+    for bad in ("L1H1", "cross.1", "layer 0 mean", Site("decoder", 1, 1), (1, 1, 0), "cross.rollout"):
         with pytest.raises(InputError):
             r.predicted_links(0, bad, "naive")
     assert "*" in r.table() and "naive 0.000  shift 0.000" in r.summary()
+    assert "all-heads mean" in r.table() and "layer 0 mean" in r.table() and "cross.mean" not in r.table()
+    assert len(repr(r).splitlines()) == 1 and len(str(r).splitlines()) <= 5
     assert "best head: cross.0.1, AER 0.000" in r.table("shift")
     assert "naive (main): best head cross.0.0 AER 0.000" in r.summary()
     assert "| 0 | 0.667 / 0.500 / 0.000 | **0.000 / 1.000 / 1.000** |" in r.markdown()
@@ -107,6 +121,26 @@ def test_bad_options():
         evaluate_inspections([_planted()], GOLD, extraction=("threshold", 2))
     with pytest.raises(InputError, match="sources"):
         evaluate_inspections([_planted()], GOLD, sources=("encoder",))
+    with pytest.raises(InputError, match="cross attention"):
+        align_inspection(_planted(), "decoder.0.1")
+    encoder_only = Inspection(model_name="bert", architecture=architecture_named("encoder"), source_text="a b",
+                              source_tokens=["a", "b"], source_word_ids=[0, 1],
+                              attentions={"encoder": torch.full((1, 1, 2, 2), 0.5)})
+    with pytest.raises(NotApplicableError, match="encoder-only"):
+        word_maps(encoder_only)
+
+
+def test_word_maps_are_reading_maps_pooled():
+    """The batched maps of every reading equal headscope.aggregate.reading_map of each, exactly."""
+    insp = _planted()
+    readings = cross_readings(insp)
+    assert readings == [Head("cross", 0, 0), Head("cross", 0, 1), Head("cross", 1, 0), Head("cross", 1, 1),
+                        LayerMean("cross", 0), LayerMean("cross", 1), HeadsMean("cross")]
+    assert torch.equal(reading_stack(insp, readings), torch.stack([reading_map(insp, x) for x in readings]))
+    maps, names = word_maps(insp, ["cross.1.0", Site("cross", 0, 1), (0, 0)], convention="shift")
+    assert names == [Head("cross", 1, 0), Head("cross", 0, 1), Head("cross", 0, 0)] and maps.shape == (3, 2, 2)
+    wm, links = align_inspection(insp, "cross.0.1", convention="shift")
+    assert torch.equal(wm, maps[1]) and links == {(0, 0), (1, 1)}
 
 
 # ---- a tiny model: one pass equals head-by-head scoring ----------------------------------
@@ -153,19 +187,22 @@ def test_one_pass_equals_each_head_scored_alone(report, marian, gold_files):
         sc = report.by_convention[conv]
         for layer in range(2):
             for head in range(4):
-                links = [i.align(layer, head, convention=conv)[1] for i in insps]
+                links = [align_inspection(i, (layer, head), convention=conv)[1] for i in insps]
                 alone = aer(links, sure, possible)
                 assert sc.aer[layer, head] == pytest.approx(alone.aer)
                 assert sc.precision[layer, head] == pytest.approx(alone.precision)
                 assert sc.recall[layer, head] == pytest.approx(alone.recall)
                 assert [report.predicted_links(k, (layer, head), conv) for k in range(3)] == links
-        mean_links = [i.align(convention=conv)[1] for i in insps]
-        assert sc.aggregates["all heads mean"]["aer"] == pytest.approx(aer(mean_links, sure, possible).aer)
+        for reading in ("cross.mean", "cross.1.mean", "cross.rollout"):
+            links = [align_inspection(i, reading, convention=conv)[1] for i in insps]
+            assert sc.aggregates[reading]["aer"] == pytest.approx(aer(links, sure, possible).aer)
+            assert [report.predicted_links(k, reading, conv) for k in range(3)] == links
         assert sc.best_aer == pytest.approx(sc.aer.min())
 
 
 def test_rollout_and_order_independent_of_batching(report, marian, gold_files):
-    assert "rollout" in report.aggregates and report.notes == []
+    assert "cross.rollout" in report.aggregates and report.notes == []
+    assert report.readings[-1] == Rollout("cross")
     again = evaluate(marian, gold_files, convention="both", index_base=0, batch_size=3, progress=False,
                      sources=("heads",), limit=2)
     assert again.n_sentences == 2 and again.aggregates == {}
@@ -175,47 +212,122 @@ def test_rollout_and_order_independent_of_batching(report, marian, gold_files):
 
 def test_save_load(report, tmp_path):
     out = report.save(tmp_path / "rep")
-    for name in ("report.json", "scores.csv", "links.jsonl", "aer_heatmap.png"):
-        assert (out / name).is_file(), name
+    assert sorted(p.name for p in out.iterdir()) == ["links.jsonl", "report.json", "scores.csv"]  # numbers only
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no staging folder left beside it
     meta = json.loads((out / "report.json").read_text())
+    assert meta["format"] == 2 and set(meta["scores"]) == {"naive", "shift"}
     assert np.array(meta["scores"]["shift"]["aer"]).shape == (2, 4)
-    assert set(meta["scores"]) == {"naive", "shift"}
+    assert meta["readings"][8:] == ["cross.0.mean", "cross.1.mean", "cross.mean", "cross.rollout"]
     rows = list(csv.DictReader(open(out / "scores.csv")))
     n_agg = len(report.aggregates)  # 2 layer means, all-heads mean, rollout
-    assert n_agg == 4 and len(rows) == 2 * (8 + n_agg)
+    assert n_agg == 4 and len(rows) == 2 * (8 + n_agg) == len(report.to_rows())
     assert sum(int(r["best"]) for r in rows) == 2
-    assert [r["source"] for r in rows[:8]] == [f"cross.{l}.{h}" for l in range(2) for h in range(4)]
-    assert {r["source"] for r in rows if r["best"] == "1"} == {
-        f"cross.{sc.best_head[0]}.{sc.best_head[1]}" for sc in report.by_convention.values()}
+    assert [r["reading"] for r in rows[:8]] == [f"cross.{l}.{h}" for l in range(2) for h in range(4)]
+    assert [r["label"] for r in rows[8:12]] == ["layer 0 mean", "layer 1 mean", "all-heads mean", "rollout"]
+    assert {r["reading"] for r in rows if r["best"] == "1"} == {sc.best.name for sc in report.by_convention.values()}
+    assert float(rows[10]["aer"]) == pytest.approx(report.aggregates["cross.mean"]["aer"], abs=1e-6)
     assert len((out / "links.jsonl").read_text().splitlines()) == 3
-    assert (out / "aer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     back = AlignmentReport.load(out)
     np.testing.assert_allclose(back.aer, report.aer)
     assert back.best_head == report.best_head and back.conventions == ("naive", "shift")
-    assert back.predicted_links(1, "rollout", "naive") == report.predicted_links(1, "rollout", "naive")
-    assert back.table() == report.table()
-    assert back.sources == report.sources and back.predicted_links(2, "cross.1.3", "shift") == \
+    assert back.predicted_links(1, "cross.rollout", "naive") == report.predicted_links(1, "cross.rollout", "naive")
+    assert back.table() == report.table() and back.to_rows() == report.to_rows()
+    assert back.readings == report.readings and back.predicted_links(2, "cross.1.3", "shift") == \
         report.predicted_links(2, (1, 3), "shift")
+    # saving again replaces the report; an unrelated folder is never written over
+    report.save(out)
+    assert AlignmentReport.load(out).to_rows() == report.to_rows() and len(list(tmp_path.iterdir())) == 1
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(InputError, match="not a saved alignment report"):
+        report.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
-def test_load_legacy_head_names(report, tmp_path):
-    """Reports saved before heads were named by site ("L1H3") load with site names."""
-    out = report.save(tmp_path / "legacy", heatmap=False)
-    legacy = {name: re.sub(r"^cross\.(\d+)\.(\d+)$", r"L\1H\2", name) for name in report.sources}
+def test_legacy_reading_names():
+    assert [legacy_reading(n) for n in ("L1H3", "layer 0 mean", "all heads mean", "rollout", "cross.0.2")] == [
+        Head("cross", 1, 3), LayerMean("cross", 0), HeadsMean("cross"), Rollout("cross"), Head("cross", 0, 2)]
+    with pytest.raises(InputError):
+        legacy_reading("all-heads, mean")
+
+
+def test_load_legacy_report(report, tmp_path):
+    """Reports saved before typed reading names (no "format"; "L1H3", "layer 0 mean", "all heads mean",
+    "rollout") load with today's names."""
+    out = report.save(tmp_path / "legacy")
+    old = {f"cross.{l}.{h}": f"L{l}H{h}" for l in range(2) for h in range(4)}
+    old |= {"cross.0.mean": "layer 0 mean", "cross.1.mean": "layer 1 mean", "cross.mean": "all heads mean",
+            "cross.rollout": "rollout"}
     meta = json.loads((out / "report.json").read_text())
-    meta["sources"] = [legacy[n] for n in meta["sources"]]
+    del meta["format"]
+    meta["sources"] = [old[n] for n in meta.pop("readings")]
+    for scores in meta["scores"].values():
+        scores["aggregates"] = {old[n]: v for n, v in scores["aggregates"].items()}
     (out / "report.json").write_text(json.dumps(meta))
     rows = [json.loads(line) for line in (out / "links.jsonl").read_text().splitlines()]
     for row in rows:
-        row["predicted"] = {c: {legacy[n]: v for n, v in d.items()} for c, d in row["predicted"].items()}
+        row["predicted"] = {c: {old[n]: v for n, v in d.items()} for c, d in row["predicted"].items()}
     (out / "links.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     back = AlignmentReport.load(out)
-    assert back.sources == report.sources and "L1H3" not in back.sources
+    assert back.readings == report.readings and back.aggregates == report.aggregates
     for k in range(3):
         assert back.predicted_links(k, (1, 3), "naive") == report.predicted_links(k, "cross.1.3", "naive")
+        assert back.predicted_links(k, "cross.mean", "shift") == report.predicted_links(k, "cross.mean", "shift")
+    meta["format"] = 99
+    (out / "report.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="format 99"):
+        AlignmentReport.load(out)
+
+
+def test_vocabulary_projection_skipped_in_this_context_only(marian, gold_files):
+    """evaluate skips the output projection for its own forwards; the model is given back exactly
+    (also after an error), and a forward on another thread meanwhile computes real logits."""
+    model, tok = marian
+    layer = model.get_output_embeddings()
+    before = dict(vars(layer))
+    batch = tok(["a man ."], text_target=["un homme ."], return_tensors="pt")
+    with torch.no_grad():
+        full = model(**batch).logits
+        seen = {}
+        with skip_vocabulary_projection(model):
+            seen["here"] = model(**batch).logits
+            other = threading.Thread(target=lambda: seen.setdefault("thread", model(**batch).logits))
+            other.start()
+            other.join()
+        assert vars(layer) == before
+        skipped = torch.zeros(full.shape[:-1] + (1,)) + model.final_logits_bias  # Marian adds a final bias
+        assert torch.equal(seen["here"], skipped) and torch.equal(seen["thread"], full)
+        assert torch.equal(model(**batch).logits, full)
+    bad = [{"source_words": ["a", "man"], "target_words": ["un", "homme"], "sure": [[5, 0]], "possible": []}]
+    with pytest.raises(InputError, match="outside the sentence"):  # raised while scoring, inside the block
+        evaluate(marian, _dataset(bad), progress=False)
+    assert vars(layer) == before
+
+
+def _dataset(rows):
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
+
+
+def test_too_long_and_not_a_translator(marian, tiny):
+    rows = [{"source_words": ["a"], "target_words": ["un"], "sure": [[0, 0]], "possible": []},
+            {"source_words": ["a"] * 100, "target_words": ["un"], "sure": [[0, 0]], "possible": []}]
+    with pytest.raises(InputError, match=r"gold sentence 1 \(source\) is 10\d tokens long .* leave it out"):
+        evaluate(marian, _dataset(rows), progress=False)
+    with pytest.raises(NotApplicableError, match="encoder-only"):
+        evaluate(tiny("bert"), _dataset(rows[:1]), progress=False)
 
 
 # ---- CLI --------------------------------------------------------------------------------
+
+
+def test_align_and_its_verb_import_without_torch():
+    """``headscope --help`` builds the align verb from headscope.align.options alone."""
+    code = ("import sys, headscope.align, headscope.cli.align; from headscope.align import DEFAULT_CONVENTION; "
+            "print(sorted(m for m in ('torch', 'transformers', 'headscope.align.evaluation') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.fixture(autouse=False)
@@ -243,7 +355,8 @@ def test_cli_align(only_align_verb, marian_dir, gold_files, tmp_path, capsys):
     assert "naive+shift intersection: best head" in text
     assert "naive convention" in text and "shift convention" in text and "*" in text
     assert "best-head AER side by side" in text
-    assert (out / "aer_heatmap.png").is_file() and (out / "scores.csv").is_file()
+    assert (out / "aer_heatmap_naive.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "aer_heatmap_shift.png").is_file() and (out / "scores.csv").is_file()
 
 
 def test_cli_malformed_gold(only_align_verb, marian_dir, gold_files, tmp_path, capsys):

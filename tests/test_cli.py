@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headscope import Inspection
+from headscope.fragment import Fragmentation
 from headscope.cli import main
 
 
@@ -29,15 +30,19 @@ def test_inspect_folder_forced(marian_dir, tmp_path, capsys):
 
 def test_inspect_error_exit_code(capsys):
     assert main(["inspect", "no-such/model-xyz", "hello"]) == 2
-    assert "headscope: error: could not load model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("headscope: error: 'no-such/model-xyz' is not a shipped model") and err.count("\n") == 1
 
 
 def test_fragment_verb(marian_dir, tmp_path, capsys):
-    assert main(["fragment", marian_dir, "A man in a red shirt.", "--target", "Un homme.",
+    assert main(["fragment", marian_dir, "A man in a red shirt.", "--target", "Un homme.", "--table",
                  "--out", str(tmp_path / "f")]) == 0
     out = capsys.readouterr().out
     assert "Plausible" in out and "Kendall τ of each reading with leave-one-out" in out
-    assert (tmp_path / "f" / "fragmentation.json").is_file()
+    assert "  all-heads mean   " in out and "behaviour" in out  # labels for people, and the table
+    frag = Fragmentation.load(tmp_path / "f")
+    assert frag.model_name == marian_dir and frag.references == ["gradient", "loo"]
+    assert "cross.mean" in frag.reading_names and (tmp_path / "f" / "fragmentation.csv").is_file()
 
 
 def test_models_verb_lists_shipped(capsys):

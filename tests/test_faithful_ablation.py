@@ -11,7 +11,7 @@ from faithful_helpers import ablated_copy, all_sites, head_slice_zeroed, model_s
 import headscope
 from headscope.errors import InputError
 from headscope.faithful import head_ablation
-from headscope.faithful._common import as_examples, model_inputs, run_gated, token_logprobs
+from headscope.faithful._common import as_examples, read_scores, run_gated, scoring_batch
 from headscope.faithful.ablation import HeadSpace
 from headscope.models.tiny import SEQ2SEQ, build_tiny
 
@@ -35,17 +35,17 @@ def test_gate_equals_hand_zeroed_projection(tiny, family):
     exs = _examples(family, model, tok)
     loaded = exs[0].loaded
     space = HeadSpace.of(exs[0])
-    inputs = model_inputs(loaded, exs)
+    inputs = scoring_batch(exs)
     res = None if family == "t5" else head_ablation(exs, proxies=False)  # t5 is slow on CPU: logits only
     with torch.no_grad():
-        base = token_logprobs(loaded, model(**{k: v for k, v in inputs.items() if k != "labels_"}).logits, inputs, exs)
+        base = read_scores(exs, model(**inputs).logits)
     for site in PICKS[family]:
         gates = torch.ones(len(exs), space.size)
         gates[:, space.index(f"{site[0]}.{site[1]}.{site[2]}")] = 0
         with torch.no_grad():
             gated = run_gated(loaded, inputs, space.gates(gates)).logits
             copy = ablated_copy(model, family, [site])
-            by_hand = copy(**{k: v for k, v in inputs.items() if k != "labels_"}).logits
+            by_hand = copy(**inputs).logits
         mask = inputs.get("decoder_attention_mask", inputs["attention_mask"]).bool()
         diff = (gated - by_hand)[mask] if gated.ndim == 3 else gated - by_hand
         assert diff.abs().max() <= 1e-5, (family, site)
@@ -53,16 +53,17 @@ def test_gate_equals_hand_zeroed_projection(tiny, family):
         if res is None:
             continue
         g = [c[0] for c in res.configs].index(f"{site[0]}.{site[1]}.{site[2]}")
-        hand = token_logprobs(loaded, by_hand, inputs, exs)
+        hand = read_scores(exs, by_hand)
         for n in range(len(exs)):
-            if loaded.family == "classifier":
-                expected = float(base[n]["probs"][exs[n].decision] - hand[n]["probs"][exs[n].decision])
-                assert abs(res.per_example["prob_drop"][g, n] - expected) <= 1e-5
-            else:
-                drop = (base[n]["logprobs"] - hand[n]["logprobs"]).double()
-                expected = float(drop.sum() if loaded.family == "encoder-decoder" else drop[:-1].sum())
+            drop = (base[n].logprobs - hand[n].logprobs).double()
+            np.testing.assert_allclose(res.per_token[n][g], drop.numpy(), atol=1e-5)
+            if loaded.architecture.name == "encoder":  # a label: drop of the predicted class's probability
+                d = int(exs[n].decisions[0])
+                p, q = (torch.softmax(s[n].logits[0].double(), -1)[d] for s in (base, hand))
+                assert abs(res.per_example["prob_drop"][g, n] - float(p - q)) <= 1e-5
+            else:  # teacher-forced target / the text's own log-likelihood (the next token left out)
+                expected = float(drop.sum() if loaded.architecture.name == "encoder-decoder" else drop[:-1].sum())
                 assert abs(res.per_example["ll_drop"][g, n] - expected) <= 1e-4
-                np.testing.assert_allclose(res.per_token[n][g], drop.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["bert", "marian", "gpt2"])
@@ -81,7 +82,7 @@ def test_model_untouched_and_shapes(tiny):
     model, tok = tiny("marian")
     state, impls, hooks = model_state(model)
     insp = headscope.inspect((model, tok), TEXTS[0], target=TARGETS[0])
-    res = insp.head_ablation()
+    res = head_ablation(insp)
     assert {k: v.shape for k, v in res.effect().items()} == {"encoder": (2, 4), "decoder": (2, 4), "cross": (2, 4)}
     assert set(res.effects) == {"ll_drop"} and res.per_token[0].shape == (24, len(insp.target_tokens))
     assert set(res.proxies) == {"confidence", "entropy", "gradient"}
@@ -89,9 +90,9 @@ def test_model_untouched_and_shapes(tiny):
     after_state, after_impls, after_hooks = model_state(model)
     assert after_impls == impls and after_hooks == hooks
     assert all(torch.equal(state[k], after_state[k]) for k in state)
-    layers = insp.head_ablation(mode="leave_one_layer_out", proxies=False)
+    layers = head_ablation(insp, mode="leave_one_layer_out", proxies=False)
     assert layers.effect("cross").shape == (2, 1) and len(layers.configs) == 6
-    cum = insp.head_ablation(mode="cumulative", order=["cross.1.0", "encoder.0.2"])
+    cum = head_ablation(insp, mode="cumulative", order=["cross.1.0", "encoder.0.2"])
     assert cum.order == ["cross.1.0", "encoder.0.2"] and cum.configs[1] == ["cross.1.0", "encoder.0.2"]
     assert len(cum.curve["ll_drop"]) == 2
     assert "head ablation" in res.table(3)
@@ -106,7 +107,7 @@ def test_bad_input_raises(tiny):
     insp = headscope.inspect((model, tok), "a man")
     insp.loaded = None
     with pytest.raises(InputError, match="Inspection.load"):
-        insp.head_ablation()
+        head_ablation(insp)
 
 
 def _planted(family, keep):

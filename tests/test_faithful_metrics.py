@@ -96,7 +96,7 @@ def test_decision_functions_on_a_model(tiny):
     ex = as_examples(insp)[0]
     label, prob = decision_functions(ex)
     none = np.zeros((1, len(ex.source_ids)), dtype=bool)
-    assert label(none)[0] == ex.decision
+    assert label(none)[0] == int(ex.decisions[0])
     assert prob(none)[0] == pytest.approx(insp.prediction["probabilities"][insp.prediction["label"]], abs=1e-5)
     r = erasure_flip(label, np.arange(len(ex.source_ids), dtype=float), erasable=ex.content)
     assert 0 < r.n_erased <= r.n_erasable == int(ex.content.sum())

@@ -41,7 +41,7 @@ def _translate(model, tok, sentences: list[str]) -> list[str]:
 def test_registry_lists_the_shipped_models():
     names = [m.name for m in list_shipped()]
     assert names[0] == "headscope/en-fr"
-    assert {"headscope/en-fr", "headscope/en-fr-1x1", "headscope/sentiment"} <= set(names)
+    assert {"headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment"} <= set(names)
     for m in list_shipped():
         assert m.task in {"translation", "classification"}
         assert m.quality and m.data and m.description
@@ -52,7 +52,7 @@ def test_unknown_name_raises():
         load_shipped("headscope/no-such-model")
 
 
-@pytest.mark.parametrize("name", ["headscope/en-fr", "headscope/en-fr-1x1"])
+@pytest.mark.parametrize("name", ["headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8"])
 def test_translator_translates_captions(name):
     captions = CAPTIONS
     model, tok = load_shipped(name)

@@ -10,7 +10,8 @@ import pytest
 
 from headscope import inspect
 from headscope.errors import InputError
-from headscope.viz.bertviz import HTMLPage, page_params, to_bertviz
+from headscope.viz import HTMLPage, to_bertviz
+from headscope.viz.bertviz import page_params
 
 TEXT, TARGET = "A man in a red shirt.", "Un homme en chemise rouge."
 
@@ -63,6 +64,7 @@ def test_rounding_subsetting_and_model_view(marian_insp):
     numbers = re.findall(r"\d\.\d+", page[page.index("const params"):page.index("const params") + 5000])
     assert numbers and all(len(n.split(".")[1]) <= 2 for n in numbers)
     assert "heads [1, 3]" in page
+    assert "Decoder positions are labelled by the token they output" in page
 
 
 def test_same_inspection_same_bytes(marian_insp):
@@ -78,14 +80,35 @@ def test_errors(marian_insp):
         to_bertviz(marian_insp, heads=[4])
 
 
-def test_classifier_and_inspection_method(tiny, tmp_path):
+def test_classifier_page_is_saved_whole_and_shows_in_notebooks(tiny, tmp_path):
     model, tok = tiny("bert")
     insp = inspect((model, tok), TEXT)
-    page = insp.to_bertviz("head", path=tmp_path / "bert.html")
+    page = to_bertviz(insp, "head", path=tmp_path / "bert.html")
     (params,) = page_params(page)
     assert len(params["attention"]) == 1 and params["attention"][0]["left_text"][0] == "[CLS]"
-    assert (tmp_path / "bert.html").exists()
+    assert (tmp_path / "bert.html").read_text(encoding="utf-8") == page
+    assert [p.name for p in tmp_path.iterdir()] == ["bert.html"]  # written beside, renamed into place
     assert '<iframe srcdoc="' in page._repr_html_()
+    with pytest.raises(InputError, match="one attention kind"):
+        to_bertviz(insp, kinds=["encoder", "encoder"])
+
+
+def test_decoder_only_labels_and_caption(tiny):
+    model, tok = tiny("gpt2")
+    insp = inspect((model, tok), "A man in a red shirt")
+    page = to_bertviz(insp, "head")
+    (params,) = page_params(page)
+    assert params["attention"][0]["left_text"] == [t.replace("Ġ", " ") for t in insp.source_tokens]
+    assert "Decoder positions are labelled by the token they output" not in page  # no target side
+
+
+def test_kinds_not_captured_are_named(tiny):
+    model, tok = tiny("marian")
+    insp = inspect((model, tok), TEXT, target=TARGET, kinds=["cross"])
+    with pytest.raises(InputError, match="captured kinds"):
+        to_bertviz(insp, kinds=["encoder"])
+    (params,) = page_params(to_bertviz(insp))
+    assert [a["name"] for a in params["attention"]] == ["Cross"]
 
 
 def test_tokens_cannot_break_out_of_the_script(marian_insp):

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from headscope import inspect
-from headscope.viz.bertviz import to_bertviz
-from headscope.viz.report import report
+from headscope.viz import report, to_bertviz
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -117,4 +116,6 @@ def test_report_renders_offline(chromium, tmp_path, insp):
     views = dom.split('class="headscope-bertviz"')
     assert len(views) == 3  # head and model view
     assert all(bertviz_lines(v.split("</section>")[0]) > 0 for v in views[1:])  # both drew attention
-    assert "could not be computed" not in dom
+    assert "Not applicable" not in dom and "Not computed" not in dom  # every section applies and ran
+    for claim in ("faithful", "fragmentation"):
+        assert "<img" in dom.split(f'data-claim="{claim}"')[1].split("</section>")[0]

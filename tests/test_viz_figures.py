@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import headscope.align as align
 from headscope import inspect
 from headscope.errors import InputError, ShapeError
+from headscope.readings import Head, HeadsMean, LayerMean
 from headscope.viz import figures as F
+from headscope.viz.words import word_map, words_of
 
 SRC = ["the", "European", "Economic", "Area"]
 TGT = ["la", "zone", "économique", "européenne"]
@@ -24,8 +27,8 @@ def _artists(fig, gid):
 
 
 def test_words_of_joins_subwords_and_drops_specials():
-    assert F.words_of(["▁un", "▁hom", "me", "</s>"], [0, 1, 1, None]) == ["un", "homme"]
-    assert F.words_of(["[CLS]", "play", "##ing", "[SEP]"], [None, 0, 0, None]) == ["playing"]
+    assert words_of(["▁un", "▁hom", "me", "</s>"], [0, 1, 1, None]) == ["un", "homme"]
+    assert words_of(["[CLS]", "play", "##ing", "[SEP]"], [None, 0, 0, None]) == ["playing"]
 
 
 def test_alignment_matrix_one_flat_cell_per_word_pair_with_gold_boxes():
@@ -79,6 +82,20 @@ def test_layer_head_heatmaps_cells_and_scales():
     assert "-0.40" in texts and len(texts) == 7  # NaN cells left blank
 
 
+def test_aer_heatmap_outlines_the_best_head_at_its_model_layer():
+    aer = np.array([[0.9, 0.8], [0.7, 0.2], [0.5, 0.6]])
+    fig = F.aer_heatmap(aer, layers=[2, 4, 5], best=(4, 1))
+    (box,) = _artists(fig, "best-head")
+    assert box.get_xy() == (0.5, 0.5)  # head 1 of the second row (model layer 4)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["L2", "L4", "L5"]
+    (same,) = _artists(F.aer_heatmap(aer, layers=[2, 4, 5], best=Head("cross", 4, 1)), "best-head")
+    assert same.get_xy() == box.get_xy()
+    with pytest.raises(InputError, match="best head"):
+        F.aer_heatmap(aer, layers=[2, 4, 5], best=(1, 0))
+    with pytest.raises(ShapeError):
+        F.aer_heatmap(aer, layers=[2, 4])
+
+
 def test_bars_and_fragmentation_hook():
     fig = F.fragmentation_summary({"positional": 0.5, "sink": 0.25, "diffuse": 0.25})
     assert len(_artists(fig, "bar")) == 3
@@ -103,15 +120,36 @@ def test_files_are_deterministic(tmp_path, fmt):
         assert a.startswith(b"\x89PNG") and b"Software" not in a
 
 
-def test_word_map_of_an_inspection(tiny):
+def test_word_map_of_any_reading(tiny):
     model, tok = tiny("marian")
     src, tgt = "A man in a red shirt .".split(), "Un homme en chemise rouge .".split()
     insp = inspect((model, tok), src, target=tgt, is_split_into_words=True)
-    m, keys, queries = F.word_map(insp, "cross")
+    m, keys, queries = word_map(insp, "cross.mean")
     assert m.shape == (len(tgt), len(src)) and keys == src and queries == tgt
-    one, _, _ = F.word_map(insp, "cross", layer=1, head=2)
+    assert np.array_equal(m, word_map(insp, HeadsMean("cross"))[0])
+    one, _, _ = word_map(insp, "cross.1.2")
     assert one.shape == m.shape and not np.allclose(one, m)
-    enc, enc_keys, enc_queries = F.word_map(insp, "encoder", layer=0)
+    # the same pooling and decoder-step rows as headscope.align
+    for convention in ("naive", "shift"):
+        shifted, _, _ = word_map(insp, "cross.1.2", convention=convention)
+        expected = align.subword_to_word(align.select_rows(insp.map("cross", 1, 2).double().numpy(), convention),
+                                         insp.source_word_ids, insp.target_word_ids)
+        np.testing.assert_allclose(shifted, expected, atol=1e-6)
+    enc, enc_keys, enc_queries = word_map(insp, LayerMean("encoder", 0))
     assert enc.shape == (len(src), len(src)) and enc_keys == enc_queries == src
+    dec, dec_keys, dec_queries = word_map(insp, "decoder.rollout")
+    assert dec.shape == (len(tgt), len(tgt)) and dec_keys == dec_queries == tgt
     fig = F.alignment_matrix(m, keys, queries)
     assert _artists(fig, "cell-mesh")[0].get_array().size == len(src) * len(tgt)
+    with pytest.raises(InputError, match="reading"):
+        word_map(insp, "all heads, mean")
+    with pytest.raises(InputError, match="captured"):
+        word_map(insp, "cross.7.0")
+
+
+def test_save_writes_atomically(tmp_path):
+    path = tmp_path / "fig.png"
+    path.write_bytes(b"old")
+    F.save(F.bipartite(M, SRC, TGT), path)
+    assert path.read_bytes().startswith(b"\x89PNG") and [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+    assert path.stat().st_mode & 0o777 != 0o600  # not the private mode of a temporary file

@@ -153,7 +153,8 @@ class Inspection:
             lines.append(f"  {kind:<7} attention: {n_layers} layers x {n_heads} heads, maps {q}x{k}")
         if "cross" in self.attentions and self.target_tokens is not None:
             mean = self.attentions["cross"].float().mean(dim=(0, 1))
-            pairs = [f"{tgt}->{self.source_tokens[int(mean[t].argmax())]}" for t, tgt in enumerate(self.target_tokens)]
+            pairs = [f"{display_token(tgt)}->{display_token(self.source_tokens[int(mean[t].argmax())])}"
+                     for t, tgt in enumerate(self.target_tokens)]
             lines.append("  cross-attention argmax, all heads averaged (a reading to be scored, not a fact):")
             lines.append("    " + "  ".join(pairs))
         return "\n".join(lines)
@@ -245,6 +246,22 @@ class Inspection:
         if len(self.source_word_ids) != len(self.source_tokens):
             raise InputError(f"{where}: {len(self.source_tokens)} source tokens but "
                              f"{len(self.source_word_ids)} word ids")
+
+
+_WORD_START = ("▁", "Ġ")
+
+
+def display_token(token: str) -> str:
+    """A subword as a reader would write it: ``▁homme`` -> ``homme``, ``##ing`` -> ``-ing``, ``Ġdog`` -> ``dog``.
+
+    >>> [display_token(t) for t in ["▁homme", "##ing", "Ġdog", "</s>"]]
+    ['homme', '-ing', 'dog', '</s>']
+    """
+    if token.startswith(_WORD_START) and len(token) > 1:
+        return token[1:]
+    if token.startswith("##") and len(token) > 2:
+        return "-" + token[2:]
+    return token
 
 
 def _replace_folder(staging: Path, folder: Path) -> None:

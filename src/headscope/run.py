@@ -71,6 +71,10 @@ def inspect(
             raise InputError(
                 f"a target was given, but {loaded.name} is {loaded.architecture.name}-only, not an encoder-decoder; "
                 "drop target= (only translation/seq2seq models take a forced output)")
+        if loaded.architecture.decoder_reads_source(loaded.model):
+            raise InputError(
+                f"a target was given, but {loaded.name} is an encoder-decoder classifier: its decoder reads the "
+                "source and its output is a label; drop target=")
         targets, target_single = _as_batch(target, is_split_into_words, "target")
         if len(targets) != len(texts) or target_single != single:
             raise InputError(
@@ -237,9 +241,12 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
     src_mask = enc["attention_mask"]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     labels = tgt_mask = tgt_enc = None
-    if arch.has_target:
+    if arch.has_target and arch.decoder_reads_source(model):  # a classifier: no generate, the label is the output
+        labels, tgt_mask = enc["input_ids"], src_mask
+    elif arch.has_target:
         labels, tgt_mask, tgt_enc = _targets(loaded, inputs, targets, split, truncate, num_beams, max_new_tokens,
                                              pad_id)
+    if labels is not None:
         inputs["decoder_input_ids"] = decoder_inputs(model, labels, pad_id)
         inputs["decoder_attention_mask"] = tgt_mask
     outputs, captured = run_capture(model, inputs, method=method, kinds=kinds, layers=layers, dtype=dtype,

@@ -8,90 +8,58 @@ Pure functions over plain data (no model needed):
 - :mod:`~headscope.align.extract`: word maps to links (argmax, threshold); symmetrisation.
 - :mod:`~headscope.align.metrics`: corpus precision, recall and AER (Och & Ney 2003).
 
-With a model:
+With an inspection or a model (every map is a typed cross reading of :mod:`headscope.readings`:
+``cross.2.3``, ``cross.2.mean``, ``cross.mean``, ``cross.rollout``):
 
-- :mod:`~headscope.align.evaluate`: :func:`evaluate` scores every cross-attention head (and the
-  layer means, all-heads mean and rollout) of a translation model against a gold set, in one
-  pass, and returns an :class:`AlignmentReport` (tables, best head, CSV / JSON / heatmap).
+- :mod:`~headscope.align.wordmaps`: :func:`word_maps` and :func:`align_inspection`, the word maps
+  and links of readings of one forced translation.
+- :mod:`~headscope.align.scoring`: the one-pass scorer of every reading against gold links.
+- :mod:`~headscope.align.evaluation`: :func:`evaluate` scores every cross-attention head (and the
+  layer means, all-heads mean and rollout) of a translation model against a gold set;
+  :func:`evaluate_inspections` scores captured inspections.
+- :mod:`~headscope.align.report`: the :class:`AlignmentReport` they return (summary, tables,
+  rows, save / load; :mod:`~headscope.align.store` holds its files). ``headscope align`` draws it
+  with :func:`headscope.viz.figures.aer_heatmap`.
 
-Links are ``(source index, target index)``, 0-based, everywhere.
+Links are ``(source index, target index)``, 0-based, everywhere. Importing the package is cheap:
+its functions (and torch) are imported on first use.
+
+>>> from headscope import align
+>>> align.DEFAULT_CONVENTION, align.aer([{(0, 0)}], sure=[{(0, 0)}]).aer
+('naive', 0.0)
 """
 
-from headscope.align.evaluate import (
-    SOURCES,
-    AlignmentReport,
-    ConventionScores,
-    evaluate,
-    evaluate_inspections,
-    word_maps,
-)
-from headscope.align.extract import (
-    SYMMETRIZATIONS,
-    argmax,
-    argmax_mask,
-    grow_diag,
-    grow_diag_final,
-    intersection,
-    links_to_mask,
-    mask_to_links,
-    symmetrize,
-    threshold,
-    threshold_mask,
-    union,
-)
-from headscope.align.gold import (
-    list_gold_sets,
-    load_gold,
-    parse_alignment_line,
-    read_alignments,
-    read_parallel,
-    read_sentence_pairs,
-)
-from headscope.align.metrics import AERCounts, AlignmentScore, aer
-from headscope.align.words import (
-    CONVENTIONS,
-    DEFAULT_CONVENTION,
-    POOLINGS,
-    select_rows,
-    subword_to_word,
-)
+from __future__ import annotations
 
-__all__ = [
-    # evaluate
-    "evaluate",
-    "evaluate_inspections",
-    "AlignmentReport",
-    "ConventionScores",
-    "word_maps",
-    "SOURCES",
-    # gold
-    "load_gold",
-    "list_gold_sets",
-    "parse_alignment_line",
-    "read_alignments",
-    "read_sentence_pairs",
-    "read_parallel",
-    # metrics
-    "aer",
-    "AERCounts",
-    "AlignmentScore",
-    # words
-    "subword_to_word",
-    "select_rows",
-    "CONVENTIONS",
-    "DEFAULT_CONVENTION",
-    "POOLINGS",
-    # extract
-    "argmax",
-    "argmax_mask",
-    "threshold",
-    "threshold_mask",
-    "links_to_mask",
-    "mask_to_links",
-    "intersection",
-    "union",
-    "grow_diag",
-    "grow_diag_final",
-    "symmetrize",
-    "SYMMETRIZATIONS",
-]
+import importlib
+from typing import Any
+
+from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, SOURCES, SYMMETRIZATIONS
+
+# public name -> module of headscope.align that defines it (imported on first access, PEP 562)
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("evaluate", "evaluate_inspections"), "evaluation"),
+    **dict.fromkeys(("AlignmentReport", "ConventionScores"), "report"),
+    **dict.fromkeys(("align_inspection", "word_maps"), "wordmaps"),
+    **dict.fromkeys(("list_gold_sets", "load_gold", "parse_alignment_line", "read_alignments", "read_parallel",
+                     "read_sentence_pairs"), "gold"),
+    **dict.fromkeys(("AERCounts", "AlignmentScore", "aer"), "metrics"),
+    **dict.fromkeys(("select_rows", "subword_to_word"), "words"),
+    **dict.fromkeys(("argmax", "argmax_mask", "grow_diag", "grow_diag_final", "intersection", "links_to_mask",
+                     "mask_to_links", "symmetrize", "threshold", "threshold_mask", "union"), "extract"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'headscope.align' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"headscope.align.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "POOLINGS", "SOURCES", "SYMMETRIZATIONS", *_LAZY]

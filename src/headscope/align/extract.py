@@ -27,11 +27,12 @@ Example
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, Union
 
 import numpy as np
 import torch
 
+from headscope.align.options import SYMMETRIZATIONS
 from headscope.errors import InputError, ShapeError
 
 __all__ = [
@@ -47,18 +48,17 @@ __all__ = [
     "grow_diag_final",
     "symmetrize",
     "SYMMETRIZATIONS",
+    "Extraction",
+    "check_extraction",
+    "extraction_mask",
+    "extraction_name",
 ]
 
 Link = tuple[int, int]
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
+#: How links are read off a word map: ``"argmax"`` or ``("threshold", p)`` with ``0 <= p < 1``.
+Extraction = Union[str, tuple[str, float]]
 Symmetrization = Literal["intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and"]
-SYMMETRIZATIONS: tuple[str, ...] = (
-    "intersection",
-    "union",
-    "grow-diag",
-    "grow-diag-final",
-    "grow-diag-final-and",
-)
 
 # the order of Koehn's pseudo-code (Moses documentation, "grow-diag-final")
 _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -99,6 +99,47 @@ def threshold_mask(word_map: Array, p: float) -> Array:
     """
     _check_map(word_map)
     return word_map > p
+
+
+def check_extraction(extraction: Extraction) -> tuple[str, float | None]:
+    """``("argmax", None)`` or ``("threshold", p)``; anything else is refused.
+
+    >>> check_extraction("argmax"), check_extraction(("threshold", 0.25))
+    (('argmax', None), ('threshold', 0.25))
+    """
+    if extraction == "argmax":
+        return "argmax", None
+    if (
+        isinstance(extraction, (tuple, list))
+        and len(extraction) == 2
+        and extraction[0] == "threshold"
+        and isinstance(extraction[1], (int, float))
+        and 0.0 <= float(extraction[1]) < 1.0
+    ):
+        return "threshold", float(extraction[1])
+    raise InputError(f"extraction must be 'argmax' or ('threshold', p) with 0 <= p < 1, not {extraction!r}")
+
+
+def extraction_mask(word_map: Array, extraction: Extraction) -> Array:
+    """The link mask ``[..., T, S]`` of ``word_map`` under ``extraction`` (:func:`argmax_mask` or
+    :func:`threshold_mask`).
+
+    >>> import numpy as np
+    >>> extraction_mask(np.array([[0.6, 0.4]]), ("threshold", 0.3)).tolist()
+    [[True, True]]
+    """
+    how, p = check_extraction(extraction)
+    return argmax_mask(word_map) if how == "argmax" else threshold_mask(word_map, p)
+
+
+def extraction_name(extraction: Extraction) -> str:
+    """How an extraction is written in reports: ``"argmax"`` or ``"threshold 0.5"``.
+
+    >>> extraction_name(("threshold", 0.5))
+    'threshold 0.5'
+    """
+    how, p = check_extraction(extraction)
+    return how if p is None else f"{how} {p:g}"
 
 
 def mask_to_links(mask: np.ndarray | torch.Tensor) -> set[Link]:

@@ -29,6 +29,7 @@ from typing import Literal, Optional, TypeVar
 import numpy as np
 import torch
 
+from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS
 from headscope.errors import InputError, ShapeError
 
 __all__ = ["subword_to_word", "select_rows", "CONVENTIONS", "DEFAULT_CONVENTION", "POOLINGS"]
@@ -36,14 +37,6 @@ __all__ = ["subword_to_word", "select_rows", "CONVENTIONS", "DEFAULT_CONVENTION"
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 Pool = Literal["sum", "mean", "max"]
 Convention = Literal["naive", "shift"]
-
-POOLINGS: tuple[str, ...] = ("sum", "mean", "max")
-CONVENTIONS: tuple[str, ...] = ("naive", "shift")
-#: Default decoder-step convention: ``naive``. Chen et al. (2020) found ``shift`` better for their
-#: large models; on headscope's shipped translators ``naive`` is the better aligner on Hansards
-#: (docs/alignment.md) and the only one that recovers adjective–noun crossings
-#: (``examples/reordering_attention.py``). Score both with ``convention="both"``.
-DEFAULT_CONVENTION: Convention = "naive"
 
 
 def _groups(

@@ -12,25 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import torch
 from transformers import PreTrainedModel
 
-from ..errors import InputError, UnsupportedModelError
-from ..models.structure import ModelStructure, describe
+from ..errors import InputError, ShapeError, UnsupportedModelError
+from ..models.structure import BANDED, STREAMS, ModelStructure, describe
 from ..readings import KINDS, Site
 from .interface import ATTN_NAME, Active, ModelSwitch, Recording, headscope_attention
 
 METHODS = ("auto", "interface", "outputs")
 
+Maps = Union[torch.Tensor, list]
+"""The maps of one kind: ``[batch, layers, heads, query, key]`` when every layer's maps have one
+shape, else a list of each layer's maps as the layer gives them (``[batch, heads, query, key]``;
+pooled layers are smaller, windowed vision layers carry their windows)."""
+
 
 @dataclass
 class Captured:
-    """The maps of one capture: ``maps[kind]`` is ``[batch, layers, heads, query, key]``, its layers
-    ``layers[kind]`` (model layer indices), and the method that recorded them."""
+    """The maps of one capture: ``maps[kind]`` is ``[batch, layers, heads, query, key]`` (or a per-layer
+    list where the layers' maps differ in shape), its layers ``layers[kind]`` (model layer indices),
+    and the method that recorded them."""
 
-    maps: dict[str, torch.Tensor]
+    maps: dict[str, Maps]
     layers: dict[str, list[int]]
     method: str
 
@@ -69,6 +75,7 @@ class AttentionCapture:
         elif layers is not None:
             structure.check(None, layers)
         self.model = model
+        self.structure = structure
         self.recording = Recording(structure, None if kinds is None else frozenset(kinds),
                                    None if layers is None else frozenset(layers), dtype, device, detach,
                                    dict(head_gates or {}))
@@ -87,9 +94,10 @@ class AttentionCapture:
         return self.recording.total_calls
 
     @property
-    def maps(self) -> dict[str, torch.Tensor]:
-        """Recorded maps per kind, stacked over layers: ``{kind: [batch, layers, heads, query, key]}``."""
-        return {kind: _stack([t for _, t in self.recording.maps[kind]])
+    def maps(self) -> dict[str, Maps]:
+        """Recorded maps per kind, stacked over layers: ``{kind: [batch, layers, heads, query, key]}``
+        (a per-layer list for a kind whose layers' maps differ in shape)."""
+        return {kind: stack_layers([t for _, t in self.recording.maps[kind]])
                 for kind in KINDS if kind in self.recording.maps}
 
     def layer_indices(self, kind: str) -> list[int]:
@@ -97,18 +105,26 @@ class AttentionCapture:
         return [layer for layer, _ in self.recording.maps.get(kind, [])]
 
 
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+def stack_layers(tensors: list[torch.Tensor]) -> Maps:
+    """``[batch, layers, heads, query, key]`` when the layers' maps agree in shape, else the list itself."""
     if len({tuple(t.shape) for t in tensors}) > 1:
-        raise UnsupportedModelError(
-            f"the layers' attention maps differ in shape ({sorted({tuple(t.shape) for t in tensors})}); "
-            "headscope keeps maps of one shape per kind")
+        return list(tensors)
     return torch.stack(tensors, dim=1)
 
 
-def _output_fields(structure: ModelStructure) -> dict[str, str]:
+def _output_fields(structure: ModelStructure) -> dict[str, tuple[str, str]]:
+    """``{kind: (output field, its global-attention field)}``."""
     if structure.architecture.name == "encoder-decoder":
-        return {"encoder": "encoder_attentions", "decoder": "decoder_attentions", "cross": "cross_attentions"}
-    return {structure.architecture.self_kind: "attentions", "cross": "cross_attentions"}
+        return {"encoder": ("encoder_attentions", "encoder_global_attentions"),
+                "decoder": ("decoder_attentions", ""), "cross": ("cross_attentions", "")}
+    return {structure.architecture.self_kind: ("attentions", "global_attentions"), "cross": ("cross_attentions", "")}
+
+
+def _flat(value: Any) -> list[torch.Tensor | None]:
+    """The per-layer tensors of an output field (nested per block, PVTv2's, flattened)."""
+    if value is None or isinstance(value, torch.Tensor):
+        return [value]
+    return [t for v in value for t in _flat(v)]
 
 
 def _from_outputs(model: PreTrainedModel, inputs: Mapping[str, Any], structure: ModelStructure,
@@ -121,17 +137,74 @@ def _from_outputs(model: PreTrainedModel, inputs: Mapping[str, Any], structure: 
     wanted = None if kinds is None else set(kinds)
     keep = None if layers is None else set(layers)
     maps, index = {}, {}
-    for kind, fld in _output_fields(structure).items():
-        found = getattr(outputs, fld, None)
-        if not found or (wanted is not None and kind not in wanted):
+    rows = _decoder_rows(outputs)
+    for kind, (fld, global_fld) in _output_fields(structure).items():
+        found = [t for t in _flat(getattr(outputs, fld, None))]
+        if not any(t is not None for t in found) or (wanted is not None and kind not in wanted):
             continue
-        chosen = [(i, t) for i, t in enumerate(found) if t is not None and (keep is None or i in keep)]
+        globals_ = _flat(getattr(outputs, global_fld, None)) if global_fld else []
+        chosen = []
+        for i, t in enumerate(found):
+            if t is None or (keep is not None and i not in keep):
+                continue
+            if t.ndim < 4:
+                raise UnsupportedModelError(
+                    f"{structure.label}: its output_attentions ({fld}) are not attention maps but "
+                    f"{t.ndim}-D tensors {tuple(t.shape)}: it computes no [query, key] softmax map headscope "
+                    "can capture")
+            layout = structure.layouts.get(kind)
+            if layout == BANDED:
+                t = unband(t, globals_[i] if i < len(globals_) else None, _key_mask(inputs, kind, t))
+            elif layout == STREAMS and rows is not None:
+                t = t[..., :rows, :]
+            chosen.append((i, t))
         if not chosen:
             continue
         tensors = [t.detach().to(dtype) if dtype is not None else t.detach() for _, t in chosen]
-        maps[kind] = _stack([t.to(device) if device is not None else t for t in tensors])
+        maps[kind] = stack_layers([t.to(device) if device is not None else t for t in tensors])
         index[kind] = [i for i, _ in chosen]
     return outputs, Captured(maps, index, "outputs")
+
+
+def _decoder_rows(outputs: Any) -> int | None:
+    """Target length of an encoder-decoder's outputs (the decoder self-attention's query length)."""
+    found = [t for t in _flat(getattr(outputs, "decoder_attentions", None)) if t is not None]
+    return int(found[0].shape[-2]) if found else None
+
+
+def _key_mask(inputs: Mapping[str, Any], kind: str, band: torch.Tensor) -> torch.Tensor:
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        return torch.ones(band.shape[0], band.shape[2], dtype=torch.bool, device=band.device)
+    return mask[:, : band.shape[2]].bool().to(band.device)
+
+
+def unband(band: torch.Tensor, global_probs: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """Longformer's banded local attention as ``[batch, heads, query, key]`` probabilities.
+
+    ``band`` is ``[batch, heads, S, G + 2w + 1]``: for query ``i``, its attention to the ``G`` global
+    tokens (in position order), then to keys ``i - w .. i + w``. The rows of global tokens are zero
+    there; their attention to every token is ``global_probs`` (``[batch, heads, padded S, G]``).
+    ``mask`` (``[batch, S]``) marks the real tokens: a zero row of a real token is a global token.
+    """
+    batch, heads, length, width = band.shape
+    n_global = 0 if global_probs is None else int(global_probs.shape[-1])
+    w = (width - n_global - 1) // 2
+    full = band.new_zeros(batch, heads, length, length)
+    rows = torch.arange(length, device=band.device)
+    for r in range(2 * w + 1):
+        cols = rows + r - w
+        ok = (cols >= 0) & (cols < length)
+        if ok.any():
+            full[:, :, rows[ok], cols[ok]] += band[:, :, rows[ok], n_global + r]
+    if n_global:
+        is_global = mask & (band.abs().sum(dim=(1, 3)) == 0)
+        for b in range(batch):
+            positions = is_global[b].nonzero().flatten().tolist()
+            for k, g in enumerate(positions[:n_global]):
+                full[b, :, :, g] += band[b, :, :, k]
+                full[b, :, g, :] = global_probs[b, :, :length, k]
+    return full
 
 
 def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: str = "auto",
@@ -141,40 +214,57 @@ def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: st
     """One forward pass of ``model(**inputs)`` with every attention map recorded.
 
     ``method="interface"`` records through the registered attention function, ``"outputs"`` reads
-    the model's own ``output_attentions``, and ``"auto"`` (default) uses the interface and falls
-    back to the outputs when the architecture does not call it. The model is left as it was.
+    the model's own ``output_attentions`` (in headscope's layout: see ``structure.notes``), and
+    ``"auto"`` (default) uses the interface and reads the outputs instead when some kind of the
+    model's attention does not call it. The model is left as it was.
+
+    Raises :class:`~headscope.errors.UnsupportedModelError`, naming the model and the reason, for
+    a model without softmax attention maps (CNNs, state-space and linear-attention models, ...).
     """
     if method not in METHODS:
         raise InputError(f"method={method!r}: unknown capture method; choose from {METHODS}")
     structure = structure or describe(model)
     if not structure.sites:
         raise UnsupportedModelError(
-            f"{type(model).__name__} ({structure.model_type}) has no attention headscope can capture: it declares "
-            "no attention outputs and has no attention modules. Use a transformer with softmax attention "
-            "(BERT, BART, Marian, T5, GPT-2, ViT, ...).")
+            f"{structure.label} has no attention headscope can capture: it declares no attention outputs and "
+            "has no attention modules (a convolutional, state-space or token-mixing model). Use a transformer "
+            "with softmax attention (BERT, BART, Marian, T5, GPT-2, ViT, ...).")
     if method in ("auto", "interface"):
         cap = AttentionCapture(model, kinds, layers, dtype, device, structure=structure)
         with torch.no_grad(), cap:
             outputs = model(**inputs)
-        if cap.calls or method == "interface":
-            if not cap.calls:
-                raise UnsupportedModelError(
-                    f"{type(model).__name__} does not call transformers' attention interface; "
-                    "use method='outputs' (or 'auto') to read its output_attentions")
+        if method == "interface" and not cap.calls:
+            raise UnsupportedModelError(
+                f"{structure.label} does not call transformers' attention interface; "
+                "use method='outputs' (or 'auto') to read its output_attentions")
+        wanted = structure.kinds if kinds is None else [k for k in kinds if k in structure.kinds]
+        if method == "interface" or (cap.calls and all(cap.recording.calls.get(k) for k in wanted)):
             return outputs, Captured(cap.maps, {k: cap.layer_indices(k) for k in cap.maps}, "interface")
     else:
         structure.check(kinds, layers)
     with torch.no_grad():
-        return _from_outputs(model, inputs, structure, kinds, layers, dtype, device)
+        outputs, captured = _from_outputs(model, inputs, structure, kinds, layers, dtype, device)
+    if not captured.maps and (kinds is None or list(kinds)):
+        raise UnsupportedModelError(
+            f"{structure.label} has attention modules ({structure.summary()}) but no attention map to read: "
+            "they neither call transformers' attention interface nor return output_attentions (efficient or "
+            "linear attention without a [query, key] softmax map)")
+    return outputs, captured
 
 
-def split_examples(maps: torch.Tensor, query_mask: torch.Tensor,
-                   key_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+def split_examples(maps: Maps, query_mask: torch.Tensor,
+                   key_mask: torch.Tensor | None = None) -> list[Any]:
     """Drop padding per example: ``[batch, layers, heads, Q, K]`` -> list of ``[layers, heads, q_i, k_i]``.
 
     ``query_mask`` / ``key_mask`` are ``[batch, Q]`` / ``[batch, K]`` 0-1 masks (left or right padding).
+    Per-layer maps (a list, where layers differ in shape) give each example a list of its layers'
+    ``[heads, q, k]`` maps; a layer whose maps do not run over the tokens (pooled queries) is kept
+    whole when the batch has no padding.
     """
     key_mask = query_mask if key_mask is None else key_mask
+    if isinstance(maps, list):
+        layers = [_split_layer(t, query_mask, key_mask) for t in maps]
+        return [[layer[b] for layer in layers] for b in range(query_mask.shape[0])]
     out = []
     for b in range(maps.shape[0]):
         q = query_mask[b].nonzero().flatten().to(maps.device)
@@ -183,15 +273,29 @@ def split_examples(maps: torch.Tensor, query_mask: torch.Tensor,
     return out
 
 
+def _split_layer(maps: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor) -> list[torch.Tensor]:
+    batch = query_mask.shape[0]
+    if maps.ndim == 4 and maps.shape[0] == batch and tuple(maps.shape[-2:]) == (query_mask.shape[1], key_mask.shape[1]):
+        return [m[0] for m in split_examples(maps[:, None], query_mask, key_mask)]
+    if maps.shape[0] == batch and bool(query_mask.all()) and bool(key_mask.all()):
+        return list(maps.unbind(0))
+    raise ShapeError(
+        f"layer maps of shape {tuple(maps.shape)} do not run over the batch's {query_mask.shape[1]} tokens "
+        "(pooled or windowed layers): they cannot be split per padded example; inspect one text at a time")
+
+
 __all__ = [
     "ATTN_NAME",
     "AttentionCapture",
     "Captured",
     "METHODS",
+    "Maps",
     "ModelSwitch",
     "Recording",
     "Site",
     "headscope_attention",
     "run_capture",
     "split_examples",
+    "stack_layers",
+    "unband",
 ]

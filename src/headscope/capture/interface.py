@@ -6,8 +6,17 @@ model, its configs point at that name (:class:`ModelSwitch`); when the last one 
 the switch changed is put back — attention implementation, ``training`` flags, and any hooks
 transformers installed for ``output_attentions``.
 
+While switched, the model's configs name the implementation :data:`CAPTURE_NAME`, a name that
+transformers' code reads as ``"eager"`` (``config._attn_implementation == "eager"`` is true): every
+model branch written for eager attention takes its eager path (DeepSeek sparse attention folds its
+indexer into the mask, GPT-2 upcasts, ...), so a capture is the model's own eager forward, while
+``AttentionInterface`` lookups dispatch to headscope's function.
+
 Which call records what is decided per call, never by module state: a capture is a
 :class:`Recording` set in a :class:`contextvars.ContextVar` for the duration of its forward pass.
+One *application* of an attention module is one map: a module that calls the attention function
+twice with the same query (DiffLlama's differential attention) is recorded once, and a module
+applied again (ALBERT's shared layer) is recorded again, as the next layer.
 The registered function looks it up; when the calling context has no recording for the module
 (a plain forward on another thread, say), it runs the model's own implementation (``eager``,
 ``sdpa``, ...) with the model's own mask, exactly as if headscope were not there.
@@ -28,9 +37,33 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.configuration_utils import PretrainedConfig
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from ..models.structure import ModelStructure
+from ..models.structure import AttentionSite, ModelStructure
 
 ATTN_NAME = "headscope"
+
+
+class _EagerReadingName(str):
+    """The implementation name a switched config carries: the key ``"headscope"`` in transformers'
+    registries, equal to ``"eager"`` wherever model code compares it (so eager branches are taken)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other) is True or (isinstance(other, str) and str.__eq__(other, "eager") is True)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    def __reduce__(self) -> Any:  # pickles and copies as the plain key
+        return (str, (str(self),))
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+
+CAPTURE_NAME = _EagerReadingName(ATTN_NAME)
 _SAVED = "_headscope_saved_attn_implementation"  # set on a config only while a switch holds it
 _SWITCH = "_headscope_switch"                     # set on a model only while a switch holds it
 
@@ -42,7 +75,7 @@ _SWITCH_LOCK = threading.Lock()
 
 @dataclass(eq=False)
 class Recording:
-    """What one capture keeps: per kind, the attention probabilities of each call, in forward order.
+    """What one capture keeps: per kind, the attention probabilities of each application, in forward order.
 
     Attributes:
         structure: the model's attention structure (which module is which kind).
@@ -50,8 +83,12 @@ class Recording:
         dtype / device / detach: how to keep it.
         head_gates: ``{(kind, layer): tensor[batch, heads]}`` scaling each head's output before the
             output projection (0 ablates a head); gradients flow into the gates.
-        calls: attention calls seen per kind (the layer index of the next call).
+        calls: attention-function calls seen per kind.
         maps: kept maps per kind, as ``[(layer, tensor[batch, heads, query, key])]``.
+
+    Layer numbers count applications of the kind's attention modules in forward order; a module's
+    first application is numbered no lower than its place among the kind's modules, so layers whose
+    modules never call the attention function (linear-attention layers) keep their numbers empty.
     """
 
     structure: ModelStructure
@@ -63,25 +100,52 @@ class Recording:
     head_gates: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     maps: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
+    _next: dict[str, int] = field(default_factory=dict, repr=False)
+    _applied: set[int] = field(default_factory=set, repr=False)
+    _last: tuple[Any, ...] | None = field(default=None, repr=False)
 
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
 
-    def on_attention(self, kind: str, out: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        layer = self.calls.get(kind, 0)
-        self.calls[kind] = layer + 1
-        gate = self.head_gates.get((kind, layer))
+    def wants(self, kind: str, layer: int) -> bool:
+        return (self.kinds is None or kind in self.kinds) and (self.layers is None or layer in self.layers)
+
+    def _layer(self, site: AttentionSite, module: nn.Module, query: torch.Tensor) -> tuple[int, bool]:
+        """``(layer, new application)`` of a call of ``module`` with ``query``."""
+        last = self._last
+        if last is not None and last[0] is module and last[1] is query:
+            return last[2], False
+        layer = self._next.get(site.kind, 0)
+        if site.index not in self._applied:
+            layer = max(layer, site.layer)
+            self._applied.add(site.index)
+        self._next[site.kind] = layer + 1
+        self._last = (module, query, layer)  # strong references: the same objects, not recycled ids
+        return layer, True
+
+    def on_attention(self, site: AttentionSite, module: nn.Module, query: torch.Tensor, out: torch.Tensor,
+                     probs: torch.Tensor) -> torch.Tensor:
+        """Record one call's probabilities (split per kind for merged sites); gate its output."""
+        self.calls[site.kind] = self.calls.get(site.kind, 0) + 1
+        layer, new = self._layer(site, module, query)
+        gate = self.head_gates.get((site.kind, layer))
         if gate is not None:
             out = out * gate.to(out.dtype)[:, None, :, None]
-        if (self.kinds is None or kind in self.kinds) and (self.layers is None or layer in self.layers):
-            kept = probs.detach() if self.detach else probs
-            if self.dtype is not None:
-                kept = kept.to(self.dtype)
-            if self.device is not None:
-                kept = kept.to(self.device)
-            self.maps.setdefault(kind, []).append((layer, kept))
+        if new:
+            for kind, part in site.parts(probs):
+                if self.wants(kind, layer):
+                    kept = part.detach() if self.detach else part
+                    if self.dtype is not None:
+                        kept = kept.to(self.dtype)
+                    if self.device is not None:
+                        kept = kept.to(self.device)
+                    self.maps.setdefault(kind, []).append((layer, kept))
         return out
+
+    def end(self) -> None:
+        """Drop the references kept to tell applications apart."""
+        self._last = None
 
 
 def family_eager(module: nn.Module) -> Callable[..., Any]:
@@ -114,7 +178,7 @@ def _as_additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor 
 
 
 def _own_implementation(config: Any) -> str:
-    return getattr(config, _SAVED, None) or config._attn_implementation
+    return str(getattr(config, _SAVED, None) or config._attn_implementation or "eager")
 
 
 def headscope_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -124,19 +188,19 @@ def headscope_attention(module: nn.Module, query: torch.Tensor, key: torch.Tenso
     recording = _RECORDING.get()
     site = None if recording is None else recording.structure.site_of(module)
     if site is None:
-        own = _own_implementation(module.config)
-        fn = family_eager(module) if own == "eager" else AttentionInterface._global_mapping[own]
+        own = str(_own_implementation(module.config))
+        fn = family_eager(module) if own in ("eager", ATTN_NAME) else AttentionInterface._global_mapping[own]
         return fn(module, query, key, value, attention_mask, **kwargs)
     attention_mask = _as_additive(attention_mask, query.dtype)
     out, probs = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
-    return recording.on_attention(site.kind, out, probs), probs
+    return recording.on_attention(site, module, query, out, probs), probs
 
 
 def headscope_mask(*args: Any, config: Any = None, **kwargs: Any) -> Any:
     """The registered mask function: eager masks inside a capture, the model's own outside one."""
     if _RECORDING.get() is None and config is not None:
         own = _own_implementation(config)
-        if own != ATTN_NAME and own in AttentionMaskInterface._global_mapping:
+        if own not in ("eager", ATTN_NAME) and own in AttentionMaskInterface._global_mapping:
             return AttentionMaskInterface._global_mapping[own](*args, config=config, **kwargs)
     return eager_mask(*args, config=config, **kwargs)
 
@@ -186,7 +250,7 @@ class ModelSwitch:
                 AttentionMaskInterface.register(ATTN_NAME, headscope_mask)
                 for config in switch.configs:
                     setattr(config, _SAVED, config._attn_implementation_internal)
-                    config._attn_implementation_internal = ATTN_NAME
+                    config._attn_implementation_internal = CAPTURE_NAME
                 model.eval()
                 model.__dict__[_SWITCH] = switch
             switch.holders += 1
@@ -227,4 +291,5 @@ class Active:
 
     def __exit__(self, *exc: object) -> None:
         _RECORDING.reset(self._token)
+        self.recording.end()
         self._switch.release()

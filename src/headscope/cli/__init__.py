@@ -29,6 +29,18 @@ VERB_MODULES = (
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    """``headscope inspect``: capture every head for one input, print the summary, optionally save it.
+
+    Parameters
+    ----------
+    args
+        The parsed ``[MODEL] TEXT``, ``--target``, ``--beams`` and ``--out``.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     from ..run import inspect
 
     model, text = model_and_text(args)
@@ -41,6 +53,18 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    """``headscope models``: list the shipped models with their task, size, data and quality.
+
+    Parameters
+    ----------
+    args
+        The parsed arguments (none).
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     from ..models import DEFAULT_MODEL, list_models
 
     for m in list_models():

@@ -3,7 +3,9 @@
     headscope align MODEL --gold NAME_OR_FILES [--convention naive|shift|both] [--out DIR] [--limit N]
 
 ``--gold`` takes a built-in set (``hansards-en-fr``), ``SENTENCES ALIGNMENTS`` (``src ||| tgt``
-lines and Pharaoh / talp links) or ``SOURCE TARGET ALIGNMENTS`` (parallel files).
+lines and Pharaoh / talp links) or ``SOURCE TARGET ALIGNMENTS`` (parallel files). The report
+folder gets the numbers (:meth:`headscope.align.AlignmentReport.save`) and one AER heatmap per
+convention, drawn by :func:`headscope.viz.figures.aer_heatmap`.
 """
 
 from __future__ import annotations
@@ -11,22 +13,47 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from headscope.align.evaluate import head_name
-from headscope.align.extract import SYMMETRIZATIONS
-from headscope.align.words import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS
+from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, SOURCES, SYMMETRIZATIONS
 from headscope.errors import InputError
+from headscope.readings import parse_reading
 
-__all__ = ["register"]
+if TYPE_CHECKING:  # torch and the scoring modules load when the verb runs, not for ``headscope --help``
+    from headscope.align.report import AlignmentReport
+
+__all__ = ["draw_heatmaps", "register"]
 
 
 def _out_dir(model: str) -> Path:
     return Path("headscope-align-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model))
 
 
-def _align(args: argparse.Namespace) -> int:
-    from headscope.align.evaluate import evaluate
+def draw_heatmaps(report: "AlignmentReport", folder: str | Path) -> list[Path]:
+    """Write ``aer_heatmap_<convention>.png`` (AER per layer x head, best head outlined) for each
+    scored convention into ``folder``; returns the files.
 
+    >>> draw_heatmaps(report, "align-en-fr")                                  # doctest: +SKIP
+    [PosixPath('align-en-fr/aer_heatmap_naive.png'), PosixPath('align-en-fr/aer_heatmap_shift.png')]
+    """
+    from headscope.viz.figures import aer_heatmap, save
+
+    out = []
+    for conv, sc in report.by_convention.items():
+        fig = aer_heatmap(sc.aer, layers=report.layers, best=sc.best_head,
+                          title=f"AER, {conv} (best {sc.best.name} {sc.best_aer:.3f})")
+        out.append(save(fig, Path(folder) / f"aer_heatmap_{conv}.png"))
+    return out
+
+
+def _align(args: argparse.Namespace) -> int:
+    import torch
+
+    from headscope.align import evaluate
+
+    if args.threads < 1:
+        raise InputError(f"--threads takes a positive number, not {args.threads}")
+    torch.set_num_threads(args.threads)
     gold = args.gold[0] if len(args.gold) == 1 else tuple(args.gold)
     if len(args.gold) > 3:
         raise InputError(
@@ -62,11 +89,13 @@ def _align(args: argparse.Namespace) -> int:
             raise InputError("--symmetrize combines the naive and shift links: add --convention both")
         sym = report.symmetrized(args.symmetrize)
         best_agg = min(sym.aggregates.items(), key=lambda kv: kv[1]["aer"], default=None)
-        print(f"  {sym.convention}: best head {head_name(*sym.best_head)} AER {sym.best_aer:.3f}"
-              + (f"; best aggregate {best_agg[0]} AER {best_agg[1]['aer']:.3f}" if best_agg else ""))
+        print(f"  {sym.convention}: best head {sym.best.name} AER {sym.best_aer:.3f}"
+              + (f"; best aggregate {parse_reading(best_agg[0]).label} AER {best_agg[1]['aer']:.3f}"
+                 if best_agg else ""))
     out = Path(args.out) if args.out else _out_dir(args.model)
     report.save(out)
-    print(f"saved report.json, scores.csv, links.jsonl and aer_heatmap.png to {out}/")
+    pictures = draw_heatmaps(report, out)
+    print(f"saved report.json, scores.csv, links.jsonl and {', '.join(p.name for p in pictures)} to {out}/")
     return 0
 
 
@@ -92,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--symmetrize", choices=SYMMETRIZATIONS, default=None,
                    help="also score each source's naive and shift links combined by this method (needs --convention both)")
     p.add_argument("--sources", default=None,
-                   help="comma-separated map sources (heads,layer_mean,all_mean,rollout; default all)")
+                   help=f"comma-separated groups of readings to score ({','.join(SOURCES)}; default all)")
     p.add_argument("--src-pool", choices=POOLINGS, default="sum",
                    help="pool source subwords into words by sum (default), mean or max")
     p.add_argument("--tgt-pool", choices=POOLINGS, default="mean",
@@ -104,5 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder (default ./headscope-align-MODEL)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: small translators on few busy cores run fastest on one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_align)

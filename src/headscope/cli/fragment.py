@@ -12,22 +12,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("args", nargs="+", metavar="[MODEL] TEXT", help="model (default headscope/en-fr) and the text")
     p.add_argument("--target", help="force this output (encoder-decoders)")
     p.add_argument("--no-faithful", action="store_true", help="skip gradient and leave-one-out readings")
-    p.add_argument("--out", help="folder for fragmentation.json")
+    p.add_argument("--table", action="store_true", help="also print one row per head and per reading")
+    p.add_argument("--out", help="folder for fragmentation.json and fragmentation.csv")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Inspect the text, print the fragmentation summary and the τ of each reading with LOO."""
-    from .common import model_and_text
+    from ..fragment import fragmentation, key_label
     from ..run import inspect
+    from .common import model_and_text
 
     model, text = model_and_text(args)
-    frag = inspect(model, text, target=args.target).fragmentation(faithful=not args.no_faithful)
+    frag = fragmentation(inspect(model, text, target=args.target), faithful=not args.no_faithful)
     print(frag.summary())
-    if "loo" in frag.reading_names:
+    if "loo" in frag.references:
         print("Kendall τ of each reading with leave-one-out, best first:")
-        for name, tau in frag.tau_with("loo").items():
-            print(f"  {name:<16} {tau:+.3f}")
+        for reading, tau in frag.tau_with("loo").items():
+            print(f"  {key_label(reading):<16} {tau:+.3f}")
+    if args.table:
+        print(frag.table())
     if args.out:
-        print(f"saved to {frag.save(args.out)}/fragmentation.json")
+        print(f"saved to {frag.save(args.out)}/ (Fragmentation.load reads it back)")
     return 0

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from headscope.errors import InputError
+from ..errors import InputError
+from .common import model_and_text
+
+if TYPE_CHECKING:  # the model and drawing stacks are imported when a verb runs, not when the parser is built
+    from ..inspection import Inspection
 
 
-def _inspect(args: argparse.Namespace, words: bool) -> object:
-    from headscope.cli.common import model_and_text
-    from headscope.run import inspect
+def _inspect(args: argparse.Namespace, words: bool) -> Inspection:
+    """The inspection a verb asked for; ``words``: source and target split on whitespace (for gold links)."""
+    from ..run import inspect
 
     model, text = model_and_text(args)
     if words:
@@ -29,7 +34,8 @@ def _inspect(args: argparse.Namespace, words: bool) -> object:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..viz.report import parse_gold, report
+    """``headscope report``: write the one-page report."""
+    from ..viz import parse_gold, report
 
     if args.gold is not None and args.target is None:
         raise InputError("--gold links need the sentence pair: give the output with --target as well")
@@ -44,7 +50,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bertviz(args: argparse.Namespace) -> int:
-    from ..viz.bertviz import to_bertviz
+    """``headscope bertviz``: write one bertviz view that opens offline."""
+    from ..viz import to_bertviz
 
     insp = _inspect(args, words=False)
     out = Path(args.out)
@@ -57,6 +64,7 @@ def _bertviz(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    """The arguments both verbs take."""
     p.add_argument("args", nargs="+", metavar="[MODEL] TEXT", help="model name/folder (default headscope/en-fr) and the text")
     p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
     p.add_argument("--layers", type=int, nargs="+", help="model layer indices shown in the bertviz views (default all)")
@@ -65,7 +73,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``report`` and ``bertviz`` verbs."""
+    """Add the ``report`` and ``bertviz`` verbs.
+
+    Parameters
+    ----------
+    subparsers
+        The ``headscope`` command's verb parsers.
+    """
     p = subparsers.add_parser("report", help="write one self-contained HTML page: output, alignment, views, faithfulness")
     _common(p)
     p.add_argument("--gold", metavar="LINKS",

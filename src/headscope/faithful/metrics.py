@@ -28,6 +28,7 @@ from scipy import stats
 
 from ..errors import InputError
 from ._common import Example, chunked, score
+from .importance import edited_sources
 
 Predict = Callable[[np.ndarray], np.ndarray]
 BINS = (1, 5, 10, 20, 50)
@@ -100,7 +101,13 @@ class FlipResult:
 
     @property
     def fraction(self) -> float:
+        """``n_erased / n_erasable`` (NaN when nothing could be erased)."""
         return self.n_erased / self.n_erasable if self.n_erasable else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, with the fraction."""
+        return {"n_erased": self.n_erased, "n_erasable": self.n_erasable, "flipped": self.flipped,
+                "fraction": self.fraction}
 
 
 def _order(ranking: Any, erasable: np.ndarray) -> np.ndarray:
@@ -205,10 +212,10 @@ def eraser_aopc(predict_prob: Predict, ranking: Any, erasable: Any = None,
 class ErasureOracle:
     """Decisions of one encoded example under erasures, cached per erase pattern.
 
-    For every erase row it keeps the argmax decision and the log-probability of the *original*
-    decision: one value for classifiers and decoder-only models (next token), one per target
-    row for encoder-decoders (teacher forcing keeps the target prefix). Erased tokens are
-    removed (``variant="remove"``) or replaced by the mask token (``"mask"``).
+    For every erase row it keeps, per decision of the example (one for a label or a next token,
+    one per target token of an encoder-decoder, whose teacher forcing keeps the target prefix),
+    the argmax and the log-probability of the *original* argmax. Erased tokens are removed
+    (``variant="remove"``) or replaced by the mask token (``"mask"``).
     """
 
     def __init__(self, ex: Example, variant: str = "remove", batch_size: int = 64) -> None:
@@ -219,20 +226,13 @@ class ErasureOracle:
 
     @torch.no_grad()
     def _run(self, erase: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        from .importance import edited_sources
-
         ex = self.ex
         erase = np.asarray(erase, dtype=bool)
-        todo = [i for i, r in enumerate(erase) if r.tobytes() not in self._cache]
-        todo = list(dict.fromkeys(todo))
+        todo = list(dict.fromkeys(i for i, r in enumerate(erase) if r.tobytes() not in self._cache))
         sources = edited_sources(ex, erase[todo], self.variant)
         for part in chunked(len(todo), self.batch_size):
-            rows = score(ex.loaded, [ex] * (part.stop - part.start), sources[part])
-            for i, r in zip(todo[part], rows):
-                logits = r["logits"]
-                logits = logits[None] if ex.family == "classifier" else logits if ex.family == "encoder-decoder" \
-                    else logits[-1:]
-                logp = torch.log_softmax(logits.double(), -1)
+            for i, r in zip(todo[part], score([ex] * (part.stop - part.start), sources[part])):
+                logp = torch.log_softmax(r.logits.double(), -1)
                 labels = logp.argmax(-1).numpy()
                 ref = labels if self.original is None else self.original
                 chosen = logp.gather(-1, torch.as_tensor(ref)[:, None])[:, 0].numpy()
@@ -240,11 +240,11 @@ class ErasureOracle:
         return [self._cache[r.tobytes()] for r in erase]
 
     def labels(self, erase: np.ndarray, row: int = 0) -> np.ndarray:
-        """The decision (class / token id) for each erase row, at target row ``row``."""
+        """The decision (class / token id) for each erase row, at decision ``row``."""
         return np.array([labels[row] for labels, _ in self._run(erase)])
 
     def probs(self, erase: np.ndarray, row: int = 0) -> np.ndarray:
-        """The probability of the original decision for each erase row, at target row ``row``."""
+        """The probability of the original decision for each erase row, at decision ``row``."""
         return np.array([np.exp(chosen[row]) for _, chosen in self._run(erase)])
 
 
@@ -252,68 +252,18 @@ def decision_functions(ex: Example, row: int | None = None, variant: str = "remo
                        batch_size: int = 64, oracle: ErasureOracle | None = None) -> tuple[Predict, Predict]:
     """``(predict_label, predict_prob)`` for :func:`erasure_flip` / :func:`eraser_aopc` on one example.
 
-    Classifier: the predicted class and the probability of the originally predicted class.
-    Encoder-decoder: for target row ``row``, the argmax token of that step and the probability
-    of the original argmax. Decoder-only: the next token. See :class:`ErasureOracle`.
+    For decision ``row`` of the example (needed when it makes several, one per target token of
+    an encoder-decoder): the argmax under each erasure, and the probability of the original
+    argmax. See :class:`ErasureOracle`.
+
+    >>> label, prob = decision_functions(as_examples(insp)[0])               # doctest: +SKIP
+    >>> erasure_flip(label, token_importance(insp, "loo").scores[0]).fraction  # doctest: +SKIP
+    0.25
     """
-    if ex.family == "encoder-decoder" and row is None:
-        raise InputError("encoder-decoders need row= (the target token whose prediction is tested)")
+    if row is None:
+        if len(ex.decisions) > 1:
+            raise InputError(f"this example makes {len(ex.decisions)} decisions (one per target token): "
+                             "pass row= (the decision whose prediction is tested)")
+        row = 0
     oracle = oracle or ErasureOracle(ex, variant, batch_size)
-    r = row or 0
-    return (lambda erase: oracle.labels(erase, r)), (lambda erase: oracle.probs(erase, r))
-
-
-# ---- one example, every comparison --------------------------------------------------------------
-
-def compare_rankings(ex: Example, others: Sequence[str] = ("gradient", "loo"),
-                     flip_rankings: Sequence[str] = ("attention", "gradient", "loo", "random"),
-                     eraser: bool | None = None, seed: int = 0, attention_options: dict | None = None,
-                     variant: str = "remove") -> dict[str, Any]:
-    """Attention against other explanations on one example (Jain & Wallace; Serrano & Smith; ERASER).
-
-    Rankings use the content (non-special) source tokens only. Classifiers: one tau per other
-    method, one flip per ranking, ERASER AOPC per ranking. Encoder-decoders: everything per
-    target row (the final ``</s>`` row and other special target tokens skipped); ERASER only when
-    ``eraser=True``. Returns plain floats/lists (JSON-ready).
-    """
-    from .importance import importance_of
-
-    rng = np.random.default_rng(seed)
-    scores: dict[str, np.ndarray] = {"attention": importance_of(ex, "attention", **(attention_options or {})).scores}
-    for name in dict.fromkeys([*others, *[r for r in flip_rankings if r not in ("attention", "random")]]):
-        scores[name] = importance_of(ex, name).scores
-    content = ex.content
-    seq2seq = ex.family == "encoder-decoder"
-    if seq2seq:
-        tok = ex.loaded.tokenizer
-        special = set(getattr(tok, "all_special_ids", []) or [])
-        rows = [t for t, i in enumerate(ex.target_ids or []) if i not in special]
-    else:
-        rows = [0]
-    eraser = (not seq2seq) if eraser is None else eraser
-    oracle = ErasureOracle(ex, variant)
-    out: dict[str, Any] = {"tau": {}, "flip": {}, "eraser": {}, "rows": rows}
-    for name in others:
-        if seq2seq:
-            out["tau"][name] = [kendall_tau(scores["attention"][t], scores[name][t], content) for t in rows]
-        else:
-            out["tau"][name] = kendall_tau(scores["attention"], scores[name], content)
-    for name in flip_rankings:
-        flips, aopc = [], []
-        for t in rows:
-            if name == "random":
-                ranking = random_ranking(len(ex.source_ids), rng)
-            else:
-                ranking = scores[name][t] if seq2seq else scores[name]
-            label, prob = decision_functions(ex, t if seq2seq else None, oracle=oracle)
-            flips.append(erasure_flip(label, ranking, content))
-            if eraser:
-                aopc.append(eraser_aopc(prob, ranking, content))
-        out["flip"][name] = [{"n_erased": f.n_erased, "n_erasable": f.n_erasable, "flipped": f.flipped,
-                              "fraction": f.fraction} for f in flips]
-        if eraser:
-            out["eraser"][name] = {"comprehensiveness": float(np.mean([a["comprehensiveness"] for a in aopc])),
-                                   "sufficiency": float(np.mean([a["sufficiency"] for a in aopc]))}
-    if not seq2seq:
-        out["flip"] = {k: v[0] for k, v in out["flip"].items()}
-    return out
+    return (lambda erase: oracle.labels(erase, row)), (lambda erase: oracle.probs(erase, row))

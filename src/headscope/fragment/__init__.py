@@ -3,29 +3,50 @@
 * :mod:`.disagreement` — pairwise JS divergence, rank correlation, effective number of maps;
 * :mod:`.taxonomy` — head behaviours (sink, diagonal, previous/next, broad, focused/alignment-like);
 * :mod:`.agreement` — Kendall τ between readings; stability of the best head over a gold set;
-* :mod:`.report` — :func:`fragmentation` for one inspection, with a three-claims summary.
+* :mod:`.measure` — :func:`fragmentation` for one inspection;
+* :mod:`.result` — its typed result, :class:`Fragmentation`: summary, table, save and load.
+
+fragment computes and saves numbers; :mod:`headscope.viz` draws them.
+
+>>> frag = headscope.fragment.fragmentation(insp)     # doctest: +SKIP
+>>> print(frag.table())                               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from .agreement import agreement_matrix, best_head_stability, row_kendall
 from .disagreement import effective_maps, js_divergence, pairwise_js, pairwise_rank_correlation
-from .report import Fragmentation, KindFragmentation, attention_readings, fragmentation, kind_fragmentation
+from .measure import (
+    FAITHFUL_METHODS,
+    attention_readings,
+    compared_kind,
+    decision_rows,
+    fragmentation,
+    kind_fragmentation,
+)
+from .result import Fragmentation, KindFragmentation, ReadingKey, key_label, key_name, key_of
 from .taxonomy import LABELS, classify_head, classify_heads, head_profile, sink_positions
 
 __all__ = [
+    "FAITHFUL_METHODS",
     "LABELS",
     "Fragmentation",
     "KindFragmentation",
+    "ReadingKey",
     "agreement_matrix",
     "attention_readings",
     "best_head_stability",
     "classify_head",
     "classify_heads",
+    "compared_kind",
+    "decision_rows",
     "effective_maps",
     "fragmentation",
     "head_profile",
     "js_divergence",
+    "key_label",
+    "key_name",
+    "key_of",
     "kind_fragmentation",
     "pairwise_js",
     "pairwise_rank_correlation",

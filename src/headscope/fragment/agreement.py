@@ -14,12 +14,15 @@ attention with gradient and leave-one-out rankings this way).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
 
 import numpy as np
 from scipy.stats import kendalltau
 
 from ..errors import ShapeError
+
+K = TypeVar("K", bound=Hashable)
 
 
 def _rows(reading: object) -> np.ndarray:
@@ -38,8 +41,11 @@ def row_kendall(a: object, b: object) -> float:
     return float(np.mean(np.nan_to_num(np.asarray(taus, dtype=np.float64))))
 
 
-def agreement_matrix(readings: Mapping[str, object]) -> tuple[list[str], np.ndarray]:
-    """Kendall τ matrix between named readings: ``(names, tau [R, R])``, ones on the diagonal."""
+def agreement_matrix(readings: Mapping[K, object]) -> tuple[list[K], np.ndarray]:
+    """Kendall τ matrix between keyed readings: ``(keys, tau [R, R])``, ones on the diagonal.
+
+    Keys are whatever names the readings (``headscope.readings.Reading`` objects, method names).
+    """
     names = list(readings)
     if len(names) < 2:
         raise ShapeError("need at least two readings to compare")

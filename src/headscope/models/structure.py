@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -33,16 +34,31 @@ _CROSS_MARKERS = ("encoder_attn", "encdecattention", "crossattention", "cross_at
 @dataclass(frozen=True)
 class AttentionSite:
     """One attention module of the model: its kind, layer (forward order within the kind),
-    number of heads and dotted module name."""
+    number of heads and dotted module name.
+
+    ``index`` numbers the modules (a shared module applied several times, ALBERT's, is one index
+    over several layers). ``merged`` names the second kind of a module whose one softmax runs over
+    two kinds of keys (T5Gemma2's decoder: its own tokens, then the source): its map is split.
+    """
 
     kind: str
     layer: int
     heads: int
     module: str
+    index: int = 0
+    merged: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.kind}.{self.layer}"
+
+    def parts(self, probs: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """``[(kind, probabilities)]`` of one call: the merged map split at the query length (the
+        module's own keys first, as transformers splits it), else the map itself."""
+        if self.merged is None:
+            return [(self.kind, probs)]
+        own = probs.shape[-2]
+        return [(self.kind, probs[..., :own]), (self.merged, probs[..., own:])]
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,10 @@ class ModelStructure:
         architecture: the :class:`~headscope.models.architectures.Architecture` strategy.
         sites: every attention site, in forward order within each kind.
         source: ``"output recorders"`` (transformers' ``_can_record_outputs``) or ``"attention modules"``.
+        notes: how headscope's maps differ in layout from the model's own ``output_attentions``
+            (banded local attention made ``[query, key]``, a merged softmax split, ...), and
+            which layers have no map; part of ``str(structure)``.
+        class_name: the model's class, for messages.
     """
 
     model_type: str
@@ -61,6 +81,9 @@ class ModelStructure:
     sites: tuple[AttentionSite, ...]
     source: str
     _modules: dict[int, AttentionSite] = field(default_factory=dict, repr=False, compare=False)
+    notes: tuple[str, ...] = ()
+    class_name: str = "model"
+    layouts: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -103,7 +126,14 @@ class ModelStructure:
         return ", ".join(parts) if parts else "no attention"
 
     def __str__(self) -> str:
-        return f"{self.architecture.name} ({self.model_type}): {self.summary()} [{self.source}]"
+        text = f"{self.architecture.name} ({self.model_type}): {self.summary()} [{self.source}]"
+        return text + "".join(f"; {note}" for note in self.notes)
+
+    @property
+    def label(self) -> str:
+        """``"LlamaForCausalLM (llama)"``: how errors name the model."""
+        return f"{self.class_name} ({self.model_type})"
+
 
 
 def _recorders(model: PreTrainedModel) -> list[tuple[str, Any]]:
@@ -132,28 +162,39 @@ def _matches(module: nn.Module, name: str, spec: Any) -> bool:
     return hit
 
 
-def _walk(module: nn.Module, name: str, tasks: list[tuple[str, Any]]) -> Iterator[tuple[str, str, nn.Module]]:
-    """``(key, name, module)`` for every recorder match, submodels using their own declarations."""
+def _walk(module: nn.Module, name: str, tasks: list[tuple[str, Any]]) -> Iterator[tuple[list[str], str, nn.Module]]:
+    """``(keys, name, module)`` for every recorder match, submodels using their own declarations.
+
+    ``keys`` lists every attention output the module is declared for (two for a merged module)."""
     for child_name, child in module.named_children():
         full = f"{name}.{child_name}"
         yield from _walk(child, full, _recorders(child) if isinstance(child, PreTrainedModel) else tasks)
-    for key, spec in tasks:
-        if _matches(module, name, spec):
-            yield key, name, module
-            return
+    keys = [key for key, spec in tasks if _matches(module, name, spec)]
+    if keys:
+        yield list(dict.fromkeys(keys)), name, module
 
 
 def _heads(module: nn.Module, config: Any) -> int:
+    """Heads of an attention module: its own attribute, its config's, its query projection's, the model's."""
     for sub in module.modules():
         for attr in _HEAD_ATTRS:
             value = getattr(sub, attr, None)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
-    for attr in ("num_attention_heads", "encoder_attention_heads", "n_head", "num_heads"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
+    for cfg in (getattr(module, "config", None), config, _text_config(config)):
+        for attr in ("num_attention_heads", "encoder_attention_heads", "n_head", "num_heads", "n_heads"):
+            value = getattr(cfg, attr, None) if cfg is not None else None
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
     return 0
+
+
+def _text_config(config: Any) -> Any:
+    get = getattr(config, "get_text_config", None)
+    try:
+        return get() if callable(get) else None
+    except (AttributeError, ValueError, TypeError):
+        return None
 
 
 def _kind(key: str, in_encoder: bool, arch: Architecture, module_name: str) -> str:
@@ -185,6 +226,39 @@ def _is_causal(modules: Sequence[nn.Module]) -> bool:
     return any(getattr(m, "is_causal", False) is True for m in modules)
 
 
+def _shared_applications(model: PreTrainedModel, arch: Architecture, sites: list[AttentionSite]) -> int:
+    """How often each self-attention module is applied: ALBERT shares its layers between
+    ``num_hidden_layers`` applications (``num_hidden_groups`` groups); 1 elsewhere."""
+    config = model.config
+    groups, layers = getattr(config, "num_hidden_groups", None), getattr(config, "num_hidden_layers", None)
+    mine = [s for s in sites if s.kind == arch.self_kind]
+    if (arch.name == "encoder-decoder" or not isinstance(groups, int) or not isinstance(layers, int) or not mine
+            or layers <= len(mine) or layers % len(mine)):
+        return 1
+    return layers // len(mine)
+
+
+def _layouts(model: PreTrainedModel, found: list[tuple[list[str], str, nn.Module]],
+             kinds: dict[int, str]) -> dict[str, str]:
+    """Kinds whose maps the model returns in another layout than ``[batch, heads, query, key]``."""
+    out: dict[str, str] = {}
+    for _, _, module in found:
+        if any(isinstance(getattr(m, "one_sided_attn_window_size", None), int) for m in module.modules()):
+            out[kinds[id(module)]] = BANDED
+    if isinstance(getattr(model.config, "ngram", None), int) and any(k == "cross" for k in kinds.values()):
+        out["cross"] = STREAMS
+    return out
+
+
+BANDED, STREAMS = "banded", "streams"  # layouts headscope converts (see _LAYOUT_NOTES)
+_LAYOUT_NOTES = {
+    BANDED: "{kind} maps: the model returns Longformer's banded local attention [query, global + window]; "
+            "headscope returns them as [query, key] probabilities",
+    STREAMS: "{kind} maps: the model returns the rows of every n-gram stream; headscope keeps the main stream's "
+             "rows (one per target token)",
+}
+
+
 def describe(model: PreTrainedModel) -> ModelStructure:
     """The :class:`ModelStructure` of ``model`` (see the module docstring).
 
@@ -197,7 +271,7 @@ def describe(model: PreTrainedModel) -> ModelStructure:
     found = list(_walk(model, "", _recorders(model)))
     source = "output recorders"
     if not found:
-        found, source = list(_attention_modules(model)), "attention modules"
+        found, source = [(["attentions"], n, m) for _, n, m in _attention_modules(model)], "attention modules"
     if arch.name == "encoder" and _is_causal([m for _, _, m in found]):
         arch = ARCHITECTURES["decoder"]  # a causal model with a classification head is decoder-only
     encoder_ids: set[int] = set()
@@ -206,13 +280,33 @@ def describe(model: PreTrainedModel) -> ModelStructure:
     counts: dict[str, int] = {}
     sites: list[AttentionSite] = []
     modules: dict[int, AttentionSite] = {}
-    for key, name, module in found:
-        kind = _kind(key, id(module) in encoder_ids, arch, name)
-        site = AttentionSite(kind, counts.get(kind, 0), _heads(module, model.config), name.lstrip("."))
+    kinds: dict[int, str] = {}
+    notes: list[str] = []
+    for index, (keys, name, module) in enumerate(found):
+        kind = _kind(keys[0], id(module) in encoder_ids, arch, name)
+        others = [_kind(k, id(module) in encoder_ids, arch, name) for k in keys[1:]]
+        merged = next((k for k in others if k != kind), None)
+        site = AttentionSite(kind, counts.get(kind, 0), _heads(module, model.config), name.lstrip("."), index, merged)
         counts[kind] = site.layer + 1
         sites.append(site)
+        kinds[id(module)] = kind
         for sub in module.modules():
             modules.setdefault(id(sub), site)
+        if merged and not any("one softmax" in n for n in notes):
+            notes.append(f"{kind} attention is one softmax over its own and the {merged} keys; headscope splits "
+                         f"each map into {kind} (own keys) and {merged} (the rest), as the model's outputs do")
+    if any(s.merged for s in sites):
+        sites += [AttentionSite(s.merged, s.layer, s.heads, s.module, s.index) for s in sites if s.merged]
+    repeat = _shared_applications(model, arch, sites)
+    if repeat > 1:
+        sites = [AttentionSite(s.kind, s.layer * repeat + r, s.heads, s.module, s.index, s.merged)
+                 for s in sites for r in range(repeat)]
+        for module_id, site in list(modules.items()):
+            modules[module_id] = next(s for s in sites if s.index == site.index)
+        notes.append(f"{len(sites) // repeat} shared layer module(s) applied {repeat} times each: "
+                     "one map per application")
+    layouts = _layouts(model, found, kinds)
+    notes += [_LAYOUT_NOTES[layout].format(kind=kind) for kind, layout in layouts.items()]
     ordered = tuple(sorted(sites, key=lambda s: (KINDS.index(s.kind), s.layer)))
     return ModelStructure(str(getattr(model.config, "model_type", type(model).__name__)), arch, ordered, source,
-                          modules)
+                          modules, tuple(notes), type(model).__name__, layouts)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import html as _html
 import json
+import os
 import re
 import sys
 import warnings
@@ -27,8 +28,11 @@ from typing import Any
 import torch
 
 from headscope.errors import InputError
+from headscope.inspection import Inspection
 
-__all__ = ["HTMLPage", "to_bertviz", "offline_scripts", "bertviz_fragment", "DEFAULT_MAX_BYTES"]
+from .files import write_atomic
+
+__all__ = ["DEFAULT_MAX_BYTES", "HTMLPage", "bertviz_fragment", "offline_scripts", "page_params", "to_bertviz"]
 
 #: Above this many bytes of page, :func:`to_bertviz` warns (a browser struggles with tens of MB).
 DEFAULT_MAX_BYTES = 10_000_000
@@ -52,18 +56,28 @@ class HTMLPage(str):
     height = 720
 
     def _repr_html_(self) -> str:
+        """The page in a sandboxed ``<iframe>``, for Jupyter."""
         return (f'<iframe srcdoc="{_html.escape(self, quote=True)}" style="width:100%;height:{self.height}px;'
                 'border:1px solid #ddd" sandbox="allow-scripts"></iframe>')
 
-    def save(self, path: str | Path) -> Path:
-        """Write the page (UTF-8) and return its path."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(self, encoding="utf-8")
-        return out
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the page (UTF-8) atomically.
+
+        Parameters
+        ----------
+        path
+            The ``.html`` file to write (its folder is created when missing).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
+        return write_atomic(path, str(self))
 
 
 def _static(name: str) -> str:
+    """The text of one script shipped in ``headscope/viz/static``."""
     return resources.files("headscope.viz").joinpath("static").joinpath(name).read_text(encoding="utf-8")
 
 
@@ -73,6 +87,11 @@ def offline_scripts() -> str:
     d3 and jQuery are inlined first (no AMD loader yet, so they set ``window.d3`` /
     ``window.jQuery``), then require.js, then named modules ``d3`` / ``jquery`` returning those
     globals. Include once per page, before any bertviz fragment.
+
+    Returns
+    -------
+    str
+        The four ``<script>`` elements.
     """
     parts = []
     for name, _, _ in _STATIC:
@@ -90,24 +109,20 @@ def _round(att: torch.Tensor, decimals: int) -> torch.Tensor:
     return torch.round(att.detach().to(torch.float64) * scale) / scale
 
 
-def _kinds_for(insp: Any, kinds: Sequence[str] | None) -> list[str]:
+def _kinds_for(insp: Inspection, kinds: Sequence[str] | None) -> list[str]:
+    """The kinds to show (default: every captured kind), each checked to be captured."""
     chosen = list(insp.kinds if kinds is None else kinds)
     for k in chosen:
-        if k not in insp.attentions:
-            raise InputError(f"no {k!r} attention in this inspection; captured kinds: {insp.kinds}")
+        insp.kind_maps(k)  # raises InputError naming the captured kinds
     if not chosen:
         raise InputError("no attention kind to show; pass kinds= with at least one of " + str(insp.kinds))
     return chosen
 
 
-def _layer_index(insp: Any, kind: str) -> list[int]:
-    return list(insp.layers.get(kind, range(insp.attentions[kind].shape[0])))
-
-
-def _select(insp: Any, kinds: list[str], layers: Sequence[int] | None,
+def _select(insp: Inspection, kinds: list[str], layers: Sequence[int] | None,
             heads: Sequence[int] | None) -> tuple[list[int], list[int], dict[str, dict[int, torch.Tensor]]]:
     """Model layer indices shown, heads shown, and ``{kind: {layer: [1, heads, q, k]}}``."""
-    index = {k: _layer_index(insp, k) for k in kinds}
+    index = {k: insp.layer_indices(k) for k in kinds}
     if layers is None:
         shown = index[kinds[0]]
         if any(index[k] != shown for k in kinds):
@@ -123,23 +138,21 @@ def _select(insp: Any, kinds: list[str], layers: Sequence[int] | None,
                 raise InputError(f"layer(s) {missing} of {k!r} were not captured; captured layers: {index[k]}")
     if not shown:
         raise InputError("layers= is empty; give at least one layer")
-    n_heads = {insp.attentions[k].shape[1] for k in kinds}
+    n_heads = {insp.shape(k)[1] for k in kinds}
     head_list = list(range(min(n_heads))) if heads is None else [int(h) for h in heads]
     for h in head_list:
         if not all(0 <= h < n for n in n_heads):
             raise InputError(f"head {h} out of range: the shown kinds have {sorted(n_heads)} heads")
     if not head_list:
         raise InputError("heads= is empty; give at least one head")
-    data = {}
-    for k in kinds:
-        att = insp.attentions[k]
-        data[k] = {layer: att[index[k].index(layer)][head_list].unsqueeze(0) for layer in shown}
+    data = {k: {layer: insp.map(k, layer)[head_list].unsqueeze(0) for layer in shown} for k in kinds}
     return shown, head_list, data
 
 
-def _bertviz_html(insp: Any, view: str, kinds: list[str], shown: list[int], head_list: list[int],
+def _bertviz_html(insp: Inspection, view: str, kinds: list[str], shown: list[int], head_list: list[int],
                   data: dict[str, dict[int, torch.Tensor]], decimals: int) -> str:
-    import bertviz
+    """bertviz's own HTML of the view (with its CDN loads, fixed up by :func:`bertviz_fragment`)."""
+    import bertviz  # imported on first use: it pulls in IPython
 
     # bertviz indexes the per-layer list by layer number (format_attention) and reads the head
     # count from entry 0: a list indexed by model layer, unshown layers filled with a shown one.
@@ -152,7 +165,7 @@ def _bertviz_html(insp: Any, view: str, kinds: list[str], shown: list[int], head
     if view == "model":
         kw["include_heads"] = list(range(len(head_list)))
         kw["display_mode"] = "light"
-    if insp.family == "encoder-decoder":
+    if insp.architecture.has_target:
         names = {"encoder": "encoder_attention", "decoder": "decoder_attention", "cross": "cross_attention"}
         for k in kinds:
             kw[names[k]] = rounded[k]
@@ -164,7 +177,7 @@ def _bertviz_html(insp: Any, view: str, kinds: list[str], shown: list[int], head
             kw["decoder_tokens"] = list(insp.target_tokens)
     else:
         if len(kinds) != 1:
-            raise InputError(f"a {insp.family} has one attention kind; got kinds={kinds}")
+            raise InputError(f"a {insp.architecture.name} model has one attention kind; got kinds={kinds}")
         kw["attention"] = rounded[kinds[0]]
         kw["tokens"] = list(insp.query_tokens(kinds[0]))
     fn = bertviz.head_view if view == "head" else bertviz.model_view
@@ -195,12 +208,31 @@ def _compact_params(raw: str) -> str:
     return raw[:start] + text + rest
 
 
-def bertviz_fragment(insp: Any, view: str = "head", *, layers: Sequence[int] | None = None,
+def bertviz_fragment(insp: Inspection, view: str = "head", *, layers: Sequence[int] | None = None,
                      heads: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
                      decimals: int = 3) -> str:
     """The bertviz view's ``<div>`` and ``<script>`` with no CDN loads (needs :func:`offline_scripts`).
 
     For pages holding several views (the report); :func:`to_bertviz` wraps one into a page.
+
+    Parameters
+    ----------
+    insp
+        The inspection.
+    view
+        ``"head"`` or ``"model"``.
+    layers, heads, kinds, decimals
+        As for :func:`to_bertviz`.
+
+    Returns
+    -------
+    str
+        A ``<div class="headscope-bertviz">`` holding a caption and the view.
+
+    Raises
+    ------
+    headscope.errors.InputError
+        An unknown view, a kind, layer or head that was not captured, or ``decimals`` outside 1..8.
     """
     if view not in VIEWS:
         raise InputError(f"view must be one of {VIEWS}, not {view!r}")
@@ -219,13 +251,14 @@ def bertviz_fragment(insp: Any, view: str = "head", *, layers: Sequence[int] | N
     return f'<div class="headscope-bertviz" data-view="{view}">\n<p class="hs-caption">{caption}</p>\n{raw}\n</div>'
 
 
-def _caption(insp: Any, view: str, kinds: list[str], shown: list[int], head_list: list[int]) -> str:
-    n_heads = min(insp.attentions[k].shape[1] for k in kinds)
+def _caption(insp: Inspection, view: str, kinds: list[str], shown: list[int], head_list: list[int]) -> str:
+    """What the view shows, and that it is a picture, not evidence."""
+    n_heads = min(insp.shape(k)[1] for k in kinds)
     heads_txt = "all heads" if head_list == list(range(n_heads)) else (
         f"heads {head_list} (numbered 0..{len(head_list) - 1} in the view)")
     parts = [f"bertviz {view} view of {_html.escape(insp.model_name)}: {', '.join(kinds)} attention, "
              f"layers {shown}, {heads_txt}."]
-    if insp.family == "encoder-decoder" and ("cross" in kinds or "decoder" in kinds):
+    if any(insp.architecture.query_is_target(k) for k in kinds):
         parts.append("Decoder positions are labelled by the token they output (their input is the previous "
                      "output, or the start token).")
     parts.append("A picture of the weights (plausibility), not evidence of alignment or faithfulness.")
@@ -233,6 +266,7 @@ def _caption(insp: Any, view: str, kinds: list[str], shown: list[int], head_list
 
 
 def _page(title: str, body: str) -> str:
+    """A whole page around one view, its scripts inlined."""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_html.escape(title)}</title>\n"
             "<style>body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222}"
@@ -241,29 +275,53 @@ def _page(title: str, body: str) -> str:
 
 
 def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    try:
-        ip = shell.get_ipython()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - any failure means "not a notebook"
-        return False
-    return ip is not None and type(ip).__name__ in ("ZMQInteractiveShell", "Shell")
+    """Whether this runs in a Jupyter kernel (IPython already imported and a kernel shell active)."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return type(shell).__name__ in ("ZMQInteractiveShell", "Shell")
 
 
-def to_bertviz(insp: Any, view: str = "head", path: str | Path | None = None, layers: Sequence[int] | None = None,
+def to_bertviz(insp: Inspection, view: str = "head", path: str | os.PathLike[str] | None = None,
+               layers: Sequence[int] | None = None,
                heads: Sequence[int] | None = None, decimals: int = 3, max_bytes: int | None = DEFAULT_MAX_BYTES,
                *, kinds: Sequence[str] | None = None, display: bool | None = None) -> HTMLPage:
     """bertviz ``head_view`` / ``model_view`` of ``insp`` as one page that opens offline.
 
     Encoder-decoders show encoder, decoder and cross attention (a selector switches between
-    them; ``kinds=`` limits them), labelled with the source tokens and the (generated or forced)
-    output tokens. ``layers`` are model layer indices to keep, ``heads`` head indices (both
-    default to all); weights are rounded to ``decimals`` places. Returns the page (a ``str``
-    that Jupyter renders inline), writes it to ``path`` when given, and warns when the page is
-    over ``max_bytes`` (``None``: never). ``display=True`` displays it with IPython now;
-    ``None`` does so in a notebook only when ``path`` is given (otherwise the returned page
-    displays itself as a cell result).
+    them), labelled with the source tokens and the (generated or forced) output tokens.
+
+    Parameters
+    ----------
+    insp
+        The inspection.
+    view
+        ``"head"`` or ``"model"``.
+    path
+        Write the page here (atomically) when given.
+    layers
+        Model layer indices to show (default: all captured).
+    heads
+        Head indices to show (default: all).
+    decimals
+        Weights are rounded to this many places (1..8).
+    max_bytes
+        Warn when the page is larger (``None``: never).
+    kinds
+        Attention kinds to show (default: every captured kind).
+    display
+        ``True``: display the page with IPython now; ``None``: do so in a notebook only when
+        ``path`` is given (otherwise the returned page displays itself as a cell result).
+
+    Returns
+    -------
+    HTMLPage
+        The page, a ``str`` that Jupyter renders inline.
+
+    Raises
+    ------
+    headscope.errors.InputError
+        An unknown view, a kind, layer or head that was not captured, or bad ``decimals``.
     """
     fragment = bertviz_fragment(insp, view, layers=layers, heads=heads, kinds=kinds, decimals=decimals)
     page = HTMLPage(_page(f"headscope {view} view: {insp.source_text}", fragment))
@@ -285,7 +343,18 @@ def to_bertviz(insp: Any, view: str = "head", path: str | Path | None = None, la
 
 
 def page_params(page: str) -> list[dict[str, Any]]:
-    """The bertviz parameter objects embedded in a page (for tests and tools)."""
+    """The bertviz parameter objects embedded in a page (for tests and tools).
+
+    Parameters
+    ----------
+    page
+        A page or fragment made by :func:`to_bertviz` / :func:`bertviz_fragment`.
+
+    Returns
+    -------
+    list of dict
+        One parameter object per view, in page order.
+    """
     out = []
     decoder = json.JSONDecoder()
     at = page.find(_PARAMS_AT)

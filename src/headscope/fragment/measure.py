@@ -1,0 +1,152 @@
+"""``fragmentation(insp)``: how the single-map reading breaks apart, for one input.
+
+Collects, per attention kind, the disagreement between heads (JS divergence, rank
+correlation, effective number of distinct maps) and the head taxonomy with sink mass; and,
+across *readings* of the input (single heads, layer means, the all-heads mean, rollout, flow,
+and token importance from :mod:`headscope.faithful`: gradient, leave-one-out), the Kendall τ
+agreement matrix. The result is a :class:`~headscope.fragment.result.Fragmentation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..aggregate import map_readings, reading_map
+from ..errors import InputError
+from ..faithful import list_methods, token_importance
+from ..inspection import Inspection
+from ..readings import Flow, Head, Reading, Site, parse_reading
+from .agreement import agreement_matrix
+from .disagreement import effective_maps, pairwise_js, pairwise_rank_correlation
+from .result import Fragmentation, KindFragmentation, ReadingKey
+from .taxonomy import classify_heads
+
+MAX_SINGLE_HEADS = 24  # above this many heads of the compared kind, only the last layer's heads are readings
+FAITHFUL_METHODS = ("gradient", "loo")
+
+
+def kind_fragmentation(att: Any, kind: str, key_tokens: Sequence[str] | None = None,
+                       layers: Sequence[int] | None = None) -> KindFragmentation:
+    """Disagreement and taxonomy of the heads in ``att`` ``[layers, heads, q, k]`` (torch or numpy).
+
+    ``key_tokens`` marks the sink tokens (special tokens, punctuation); ``layers`` gives the
+    model's layer index of each captured layer (default ``0, 1, ...``).
+
+    >>> import numpy as np
+    >>> kf = kind_fragmentation(np.tile(np.eye(3), (2, 2, 1, 1)), "encoder")
+    >>> kf.n_heads, round(kf.effective_maps, 6), kf.shares
+    (4, 1.0, {'diagonal': 1.0})
+    """
+    arr = att.detach().float().cpu().numpy() if hasattr(att, "detach") else np.asarray(att, dtype=np.float64)
+    flat = arr.reshape(-1, *arr.shape[-2:])
+    js = pairwise_js(flat)
+    labels, sink, shares = classify_heads(arr, kind, key_tokens=key_tokens)
+    index = list(range(arr.shape[0])) if layers is None else [int(x) for x in layers]
+    return KindFragmentation(kind, index, flat.shape[0], js, pairwise_rank_correlation(flat),
+                             effective_maps(1 - js), labels, sink, shares)
+
+
+def compared_kind(insp: Inspection) -> str:
+    """The kind whose maps relate the output to the source (the architecture's ``decision_kind``).
+
+    >>> compared_kind(headscope.inspect("headscope/sentiment", "Good."))   # doctest: +SKIP
+    'encoder'
+    """
+    return insp.architecture.decision_kind()
+
+
+def decision_rows(insp: Inspection, kind: str) -> slice | int:
+    """The rows of ``kind`` maps that explain the output, as an index into the query axis.
+
+    When the rows are target tokens of a generated (or forced) text, each explains its own output
+    token: ``slice(None)``. Otherwise one position carries the decision, the one the architecture
+    reads it from (``decision_rows``): the first ([CLS]) of an encoder, the last of a causal decoder.
+
+    >>> decision_rows(insp, "cross"), decision_rows(bert_insp, "encoder")     # doctest: +SKIP
+    (slice(None, None, None), 0)
+    """
+    arch = insp.architecture
+    if arch.query_is_target(kind) and "label" not in insp.prediction:
+        return slice(None)
+    return arch.decision_rows(len(insp.query_tokens(kind)), 1)[0]
+
+
+def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
+    """Readings from the maps alone: single heads, layer means, the all-heads mean, rollout, flow.
+
+    Maps are those of :func:`compared_kind`, at the rows of :func:`decision_rows`: cross-attention
+    ``[T, S]`` for encoder-decoders; the first-token ([CLS]) row ``[S]`` of an encoder; the last
+    row of a decoder-only model. Single heads are left out (layer means kept) above
+    ``MAX_SINGLE_HEADS`` heads but for the last layer's.
+
+    >>> list(attention_readings(insp))[-2:]      # doctest: +SKIP
+    [HeadsMean(kind='cross'), Rollout(kind='cross')]
+    """
+    kind = compared_kind(insp)
+    rows = decision_rows(insp, kind)
+    n_layers, n_heads = insp.shape(kind)
+    last = insp.layer_indices(kind)[-1]
+    out: dict[Reading, np.ndarray] = {}
+    for reading in map_readings(insp, kind, flow_too=True):
+        if isinstance(reading, Head) and n_layers * n_heads > MAX_SINGLE_HEADS and reading.layer != last:
+            continue
+        if isinstance(reading, Flow) and isinstance(rows, int):  # the one row only: exact, and far cheaper
+            out[reading] = reading_map(insp, reading, rows=[rows])[0].numpy()
+        else:
+            out[reading] = reading_map(insp, reading)[rows].numpy()
+    return out
+
+
+def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[str] = FAITHFUL_METHODS,
+                  alignment: Mapping[Reading | Site | str, float] | None = None) -> Fragmentation:
+    """How the single-map reading breaks apart for one inspection.
+
+    Parameters
+    ----------
+    insp
+        An inspection from :func:`headscope.inspect` (or :meth:`Inspection.load` with ``faithful=False``).
+    faithful
+        Add token importance by each of ``methods`` as readings; needs the model (``insp.loaded``).
+    methods
+        :func:`headscope.faithful.list_methods` names to add (default gradient and leave-one-out).
+    alignment
+        AER of readings scored against gold links (e.g. from :func:`headscope.align.evaluate`),
+        keyed by reading (``Head("cross", 2, 2)`` or ``"cross.2.2"``), reported under the alignment claim.
+
+    Returns
+    -------
+    Fragmentation
+        Per kind, head disagreement and behaviours; Kendall τ between every pair of readings over
+        the source tokens that belong to a word (special tokens left out).
+
+    Examples
+    --------
+    >>> frag = fragmentation(headscope.inspect("headscope/en-fr", "A red car."))   # doctest: +SKIP
+    >>> print(frag)                                                                 # doctest: +SKIP
+    >>> frag.tau_with("loo")                                                        # doctest: +SKIP
+    """
+    scored = {parse_reading(r): float(v) for r, v in (alignment or {}).items()}
+    readings: dict[ReadingKey, np.ndarray] = dict(attention_readings(insp))
+    if faithful:
+        unknown = [m for m in methods if m not in list_methods()]
+        if unknown:
+            raise InputError(f"unknown importance method(s) {unknown}; choose from {sorted(list_methods())}")
+        if insp.loaded is None:
+            raise InputError("faithful=True needs the model, but this inspection has none attached (it was loaded "
+                             "from disk); pass faithful=False or re-run headscope.inspect")
+        for method in methods:
+            readings[method] = np.asarray(token_importance(insp, method).scores, dtype=np.float64)
+    keep = np.array([w is not None for w in insp.source_word_ids])
+    if keep.sum() < 2:
+        raise InputError("need at least two source words to rank; give a longer text")
+    rows = {key: np.atleast_2d(r)[..., keep] for key, r in readings.items()}
+    shapes = {str(key): r.shape for key, r in rows.items()}
+    if len(set(shapes.values())) != 1:
+        raise InputError(f"readings have different shapes: {shapes}")
+    keys, tau = agreement_matrix(rows)
+    kinds = {kind: kind_fragmentation(insp.kind_maps(kind), kind, insp.key_tokens(kind), insp.layer_indices(kind))
+             for kind in insp.kinds}
+    return Fragmentation(insp.model_name, insp.architecture.name, kinds, keys, tau, scored)
