@@ -336,8 +336,21 @@ def figure(results: dict[str, list[Reading]]):
                 "red: zone / économique / européenne; grey dashed: hand-made reference alignment")
 
 
+MODELS_MD = ROOT / "docs" / "models.md"
+START, END = "<!-- seed-figure: written by examples/seed_figure.py -->", "<!-- /seed-figure -->"
+
+
+def update_section(path: Path, text: str) -> None:
+    """Replace the block between START and END in ``path`` with ``text`` (headings one level down)."""
+    doc = path.read_text(encoding="utf-8")
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = "\n".join("#" + line if line.startswith("#") else line for line in text.strip().splitlines())
+    path.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
+
+
 def run(models: list[str] | None = None, png: Path | None = PNG, md: Path | None = MD,
-        translate: bool = True) -> dict:
+        translate: bool = True, models_md: Path | None = None) -> dict:
     """Score every model, draw the figure, write the files; returns everything computed."""
     models = translators() if models is None else list(models)
     results = {m: readings_of(m) for m in models}
@@ -349,6 +362,8 @@ def run(models: list[str] | None = None, png: Path | None = PNG, md: Path | None
     if md is not None:
         Path(md).parent.mkdir(parents=True, exist_ok=True)
         Path(md).write_text(text, encoding="utf-8")
+    if models_md is not None:
+        update_section(models_md, text)
     return dict(results=results, outputs=outputs, figure=fig, markdown=text, table=table(results))
 
 
@@ -356,15 +371,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--png", type=Path, default=PNG)
     parser.add_argument("--md", type=Path, default=MD)
+    parser.add_argument("--models-md", type=Path, default=MODELS_MD,
+                        help="page whose seed-figure section is rewritten (default docs/models.md)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
-    out = run(png=args.png, md=args.md)
+    out = run(png=args.png, md=args.md, models_md=args.models_md)
     print(out["markdown"])
     print(f"\nwrote {args.png} and {args.md}; wall time {time.perf_counter() - _T0:.1f} s (imports included)")
     return out
