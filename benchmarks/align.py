@@ -14,7 +14,7 @@ Both give the same AER table (checked). Goal: the full report in <= 60 s on 2 co
 with ``--threads`` torch threads (default 1: on 2 shared, busy cores the small forward passes and
 the word pooling of many tiny tensors run several times slower with 2).
 
-    python benchmarks/align.py [--model headscope/en-fr] [--skip-baseline] [--threads N]
+    python benchmarks/align.py [--model headscope/en-fr] [--skip-baseline] [--threads N] [--limit N]
     python benchmarks/align.py --random-weights   # random weights in the shape of --model
 """
 
@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both paths (default 1)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="time the first N sentence pairs only (default: all 447)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -75,6 +77,8 @@ def main() -> None:
     loaded = headscope.load(random_like(args.model) if args.random_weights else args.model)
     name = f"random-weight {args.model} shape" if args.random_weights else args.model
     ds = load_gold("hansards-en-fr")
+    if args.limit is not None:
+        ds = ds.select(range(min(args.limit, len(ds))))
     n = len(ds)
     print(f"model: {name}; gold: hansards-en-fr, {n} sentence pairs; torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch thread(s)")

@@ -1,6 +1,6 @@
 """Write the headscope report for the default translator on an adjective-noun reordering sentence.
 
-    python examples/report_default.py [--out reports/default] [--screenshot docs/img/report.png]
+    python examples/report_default.py [--out headscope-out/report/default] [--screenshot docs/img/report.png]
 
 "A man in a red shirt is riding a bike." -> "... chemise rouge ...": English puts the adjective
 before the noun, French after it, so a good cross-attention map shows crossing links there.
@@ -30,7 +30,7 @@ GOLD = "0-0 1-1 2-2 4-4 5-3 7-5 9-7 10-8 3p2 6p5 7p6 7p7 8p6"
 def main() -> None:
     """Inspect the sentence pair, write the report and, if asked, its screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="reports/default", help="folder for report.html")
+    parser.add_argument("--out", default="headscope-out/report/default", help="folder for report.html")
     parser.add_argument("--model", default=headscope.DEFAULT_MODEL)
     parser.add_argument("--screenshot", help="also save a PNG screenshot of the report here")
     parser.add_argument("--generate", action="store_true",

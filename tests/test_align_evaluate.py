@@ -348,7 +348,7 @@ def marian_dir(marian, tmp_path_factory):
 
 def test_cli_align(only_align_verb, marian_dir, gold_files, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["align", marian_dir, "--gold", *gold_files, "--index-base", "0", "--convention", "both",
+    code = main(["align", marian_dir, *[arg for f in gold_files for arg in ("--gold", f)], "--index-base", "0", "--convention", "both",
                  "--out", str(out), "--no-progress", "--symmetrize", "intersection"])
     assert code == 0
     text = capsys.readouterr().out
@@ -362,7 +362,7 @@ def test_cli_align(only_align_verb, marian_dir, gold_files, tmp_path, capsys):
 def test_cli_malformed_gold(only_align_verb, marian_dir, gold_files, tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text(f"{LINKS[0]}\n0-0 1x1\n{LINKS[2]}\n", encoding="utf-8")
-    code = main(["align", marian_dir, "--gold", gold_files[0], str(bad), "--index-base", "0", "--no-progress"])
+    code = main(["align", marian_dir, "--gold", gold_files[0], "--gold", str(bad), "--index-base", "0", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "1x1" in err and str(bad) in err
@@ -375,8 +375,8 @@ def test_cli_three_files_reverse_limit(only_align_verb, marian_dir, tmp_path, ca
                         for tok in line.split() for i, j in [tok.replace("p", "-").split("-")]) for line in LINKS]
     (tmp_path / "links.txt").write_text("".join(line + "\n" for line in flipped), encoding="utf-8")
     out = tmp_path / "o"
-    code = main(["align", marian_dir, "--gold", str(tmp_path / "src.txt"), str(tmp_path / "tgt.txt"),
-                 str(tmp_path / "links.txt"), "--reverse", "--index-base", "0", "--limit", "2",
+    code = main(["align", marian_dir, "--gold", str(tmp_path / "src.txt"), "--gold", str(tmp_path / "tgt.txt"),
+                 "--gold", str(tmp_path / "links.txt"), "--reverse", "--index-base", "0", "--limit", "2",
                  "--convention", "naive", "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
     back = AlignmentReport.load(out)

@@ -15,6 +15,7 @@ from headscope.align import (
     read_parallel,
     read_sentence_pairs,
 )
+from headscope.align.gold import IndexBaseWarning
 from headscope.errors import GoldFormatError, HeadscopeError, InputError
 
 
@@ -87,12 +88,14 @@ def test_explicit_bases(tmp_path):
 
 def test_infer_zero_based_from_index_zero(tmp_path):
     g = write(tmp_path, "a.gold", "1-1\n0-2\n")
-    assert read_alignments(g)[1][0] == {(0, 2)}
+    with pytest.warns(IndexBaseWarning, match=r"read as 0-based .*line 2.*'0-2'.*index_base=0"):
+        assert read_alignments(g)[1][0] == {(0, 2)}
 
 
 def test_infer_one_based_from_sentence_length(tmp_path):
     g = write(tmp_path, "a.gold", "1-1\n2-3\n")
-    out = read_alignments(g, lengths=[(2, 2), (2, 3)])
+    with pytest.warns(IndexBaseWarning, match=r"read as 1-based .*line 2.*'2-3'.*index_base=1"):
+        out = read_alignments(g, lengths=[(2, 2), (2, 3)])
     assert out[1][0] == {(1, 2)}
 
 
@@ -155,7 +158,7 @@ def test_missing_separator_line_number(tmp_path):
 
 def test_two_separators_and_empty_side(tmp_path):
     f = write(tmp_path, "s", "a ||| b ||| c\n")
-    with pytest.raises(GoldFormatError, match="line 1: more than one"):
+    with pytest.raises(GoldFormatError, match="line 1: 2 '\\|\\|\\|' separators"):
         read_sentence_pairs(f)
     f = write(tmp_path, "s2", "a ||| b\n  ||| c\n")
     with pytest.raises(GoldFormatError, match="line 2: empty source"):
@@ -174,7 +177,8 @@ def test_parallel_files_different_lengths(tmp_path):
 def test_load_gold_columns_reverse(tmp_path):
     sents = write(tmp_path, "s", "a b c ||| x y\nd ||| z\n")
     gold = write(tmp_path, "g", "1-1 3p2 2-2S\n1-1\n")
-    ds = load_gold((sents, gold))  # 3 = length of "a b c": 1-based inferred
+    with pytest.warns(IndexBaseWarning, match="read as 1-based"):
+        ds = load_gold((sents, gold))  # 3 = length of "a b c": 1-based inferred
     assert ds.column_names == ["source_words", "target_words", "sure", "possible"]
     assert ds[0] == {
         "source_words": ["a", "b", "c"],
@@ -182,7 +186,7 @@ def test_load_gold_columns_reverse(tmp_path):
         "sure": [[0, 0], [1, 1]],
         "possible": [[0, 0], [1, 1], [2, 1]],
     }
-    r = load_gold((sents, gold), reverse=True)
+    r = load_gold((sents, gold), reverse=True, index_base=1)
     assert r[0] == {
         "source_words": ["x", "y"],
         "target_words": ["a", "b", "c"],
@@ -257,7 +261,8 @@ def test_builtin_hansards():
 
     sent, ali, base = gold_set_files("hansards-en-fr")
     assert base == 1
-    assert load_gold((sent, ali))["possible"] == ds["possible"]
+    with pytest.warns(IndexBaseWarning, match="read as 1-based"):
+        assert load_gold((sent, ali))["possible"] == ds["possible"]
     r = load_gold("hansards-en-fr", reverse=True)
     assert r[5]["source_words"] == ds[5]["target_words"]
     assert sorted([j, i] for i, j in ds[5]["possible"]) == r[5]["possible"]

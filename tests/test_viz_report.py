@@ -150,7 +150,8 @@ def test_faithful_and_fragmentation_sections(pair_insp, monkeypatch):
     faithful = _section(page, "faithful")
     assert "not applicable</b> (rollout is not defined here)" in faithful
     assert len(re.findall(r"<figcaption>\w+ heads: change of", faithful)) == len(pair_insp.kinds)  # one per kind
-    assert faithful.count("<img") == len(pair_insp.kinds) + 1 + 2  # ablation, Kendall τ, attention and loo
+    # ablation, Kendall τ, attention and loo, and the counterfactual-attention figure
+    assert faithful.count("<img") == len(pair_insp.kinds) + 1 + 2 + 1
     fragmentation = _section(page, "fragmentation")
     assert "<pre>" in fragmentation and "all-heads mean" in fragmentation
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import storage
 from .errors import InputError
 from .models.architectures import Architecture, architecture_named
 from .models.loading import LoadedModel
@@ -26,6 +25,7 @@ from .readings import KINDS, Site
 
 FORMAT_VERSION = 2
 _MAPS, _META = "attentions.safetensors", "inspection.json"
+_PIXELS = "pixel_values"  # the image of an image input, kept beside the maps
 
 
 @dataclass(eq=False)
@@ -40,7 +40,8 @@ class Inspection:
         source_tokens: input subword tokens, special tokens included.
         source_word_ids: for each source token, the index of its word (``None`` for special tokens).
         attentions: ``{kind: tensor[layers, heads, query, key]}``; kinds ``encoder``, ``decoder``,
-            ``cross``. For encoder-decoders, query row ``t`` of ``decoder``/``cross`` is the decoder
+            ``cross``. Where a model's layers differ in map shape (pooling, windows), a list of
+            per-layer ``[heads, query, key]`` maps instead (see :meth:`layer_maps`). For encoder-decoders, query row ``t`` of ``decoder``/``cross`` is the decoder
             step whose *output* is ``target_tokens[t]`` (its input is ``target_tokens[t-1]``, or the
             start token for ``t = 0``).
         layers: ``{kind: [layer indices]}`` when only some layers were kept.
@@ -50,6 +51,11 @@ class Inspection:
             a causal LM: ``{"next_token", "probability"}``.
         forced: whether the target was given (teacher forcing) rather than generated.
         model_description: the model's attention structure, e.g. ``"encoder-decoder (marian): ..."``.
+        patch_grid: ``(rows, cols)`` of an image encoder's patch grid, ``None`` for text. Patch tokens
+            are named ``p(row,col)`` and their word id is the patch index ``row * cols + col``; special
+            tokens (``[CLS]``, ``[DIST]``, ``[REG0]``...) have word id ``None``.
+        pixel_values: the image as the model saw it, ``[channels, height, width]`` (its processor's
+            output), ``None`` for text.
         loaded: the model it came from (``None`` after :meth:`load`); readings that re-run the model need it.
 
     >>> insp = headscope.inspect("headscope/en-fr", "A red car.")     # doctest: +SKIP
@@ -61,7 +67,7 @@ class Inspection:
     source_text: str
     source_tokens: list[str]
     source_word_ids: list[int | None]
-    attentions: dict[str, torch.Tensor]
+    attentions: dict[str, torch.Tensor | list[torch.Tensor]]
     layers: dict[str, list[int]] = field(default_factory=dict)
     target_text: str | None = None
     target_tokens: list[str] | None = None
@@ -69,6 +75,8 @@ class Inspection:
     prediction: dict[str, Any] = field(default_factory=dict)
     forced: bool = False
     model_description: str = ""
+    patch_grid: tuple[int, int] | None = None  # issue 18: image inputs
+    pixel_values: torch.Tensor | None = field(default=None, repr=False)
     loaded: LoadedModel | None = field(default=None, repr=False, compare=False)
 
     # ---- access -------------------------------------------------------------------------
@@ -78,18 +86,35 @@ class Inspection:
         return [k for k in KINDS if k in self.attentions]
 
     def shape(self, kind: str) -> tuple[int, int]:
-        """``(layers, heads)`` captured for ``kind``."""
-        att = self.kind_maps(kind)
-        return int(att.shape[0]), int(att.shape[1])
+        """``(layers, heads)`` captured for ``kind`` (heads of its first layer)."""
+        layers = self.layer_maps(kind)
+        return len(layers), int(layers[0].shape[0])
 
     def layer_indices(self, kind: str) -> list[int]:
         """The model's layer index of each captured layer of ``kind``."""
-        return self.layers.get(kind, list(range(self.kind_maps(kind).shape[0])))
+        return self.layers.get(kind, list(range(len(self.layer_maps(kind)))))
 
-    def kind_maps(self, kind: str) -> torch.Tensor:
-        """All maps of ``kind``: ``[layers, heads, query, key]``."""
+    def layer_maps(self, kind: str) -> list[torch.Tensor]:
+        """The maps of ``kind`` layer by layer, each ``[heads, query, key]`` (shapes may differ by layer)."""
         if kind not in self.attentions:
             raise InputError(f"no {kind!r} attention in this inspection; captured kinds: {self.kinds}")
+        return list(self.attentions[kind])
+
+    def stacked(self, kind: str) -> bool:
+        """Whether the layers of ``kind`` share one map shape (kept as one ``[layers, heads, q, k]`` tensor)."""
+        return isinstance(self.attentions.get(kind), torch.Tensor)
+
+    def kind_maps(self, kind: str) -> torch.Tensor:
+        """All maps of ``kind``: ``[layers, heads, query, key]``.
+
+        Models whose layers differ in map shape (Funnel, Swin, ...) keep per-layer maps: read them
+        with :meth:`layer_maps` or :meth:`map`; readings that need one tensor refuse them.
+        """
+        layers = self.layer_maps(kind)
+        if not self.stacked(kind):
+            shapes = sorted({tuple(t.shape) for t in layers})
+            raise InputError(f"the layers of {kind!r} have maps of different shapes {shapes}: there is no one "
+                             f"[layers, heads, query, key] tensor; read them per layer with insp.map({kind!r}, layer)")
         return self.attentions[kind]
 
     def map(self, kind: str, layer: int, head: int | None = None) -> torch.Tensor:
@@ -97,11 +122,11 @@ class Inspection:
 
         ``layer`` is the model's layer index, also when only some layers were kept.
         """
-        att = self.kind_maps(kind)
+        layers = self.layer_maps(kind)
         index = self.layer_indices(kind)
         if layer not in index:
             raise InputError(f"layer {layer} of {kind!r} was not captured; captured layers: {index}")
-        layer_maps = att[index.index(layer)]
+        layer_maps = layers[index.index(layer)]
         if head is None:
             return layer_maps
         if not 0 <= head < layer_maps.shape[0]:
@@ -130,8 +155,11 @@ class Inspection:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Inspection):
             return NotImplemented
-        return self._metadata() == other._metadata() and self.kinds == other.kinds and all(
-            torch.equal(self.attentions[k], other.attentions[k]) for k in self.kinds)
+        same_image = (self.pixel_values is None) == (other.pixel_values is None) and (
+            self.pixel_values is None or torch.equal(self.pixel_values, other.pixel_values))
+        return self._metadata() == other._metadata() and self.kinds == other.kinds and same_image and all(
+            self.stacked(k) == other.stacked(k) and len(self.layer_maps(k)) == len(other.layer_maps(k))
+            and all(torch.equal(a, b) for a, b in zip(self.layer_maps(k), other.layer_maps(k))) for k in self.kinds)
 
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
@@ -146,11 +174,13 @@ class Inspection:
         elif "next_token" in self.prediction:
             lines.append(f"  next token: {self.prediction['next_token']!r} (p={self.prediction['probability']:.3f})")
         lines.append(f"  tokens: {len(self.source_tokens)} source" +
-                     (f", {len(self.target_tokens)} target" if self.target_tokens is not None else ""))
+                     (f", {len(self.target_tokens)} target" if self.target_tokens is not None else "") +
+                     (f" ({self.patch_grid[0]}x{self.patch_grid[1]} patch grid)" if self.patch_grid else ""))
         for kind in self.kinds:
             n_layers, n_heads = self.shape(kind)
-            q, k = self.attentions[kind].shape[-2:]
-            lines.append(f"  {kind:<7} attention: {n_layers} layers x {n_heads} heads, maps {q}x{k}")
+            sizes = sorted({"x".join(map(str, t.shape[-2:])) for t in self.layer_maps(kind)})
+            lines.append(f"  {kind:<7} attention: {n_layers} layers x {n_heads} heads, maps {' / '.join(sizes)}"
+                         + ("" if self.stacked(kind) else " (per layer)"))
         if "cross" in self.attentions and self.target_tokens is not None:
             mean = self.attentions["cross"].float().mean(dim=(0, 1))
             pairs = [f"{display_token(tgt)}->{display_token(self.source_tokens[int(mean[t].argmax())])}"
@@ -160,7 +190,8 @@ class Inspection:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.attentions.items())
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" if self.stacked(k) else f"{k}={len(v)} layers of varying shape"
+                           for k, v in self.attentions.items())
         out = f", target={self.target_text!r}" if self.target_text is not None else ""
         return f"Inspection(model={self.model_name!r}, source={self.source_text!r}{out}, {shapes})"
 
@@ -169,18 +200,24 @@ class Inspection:
         """Write ``attentions.safetensors`` and ``inspection.json`` into folder ``path``.
 
         The folder is written beside its destination and renamed into place, so an interrupted
-        save leaves either the old complete folder or the new one.
+        save leaves either the old complete folder or the new one. An existing folder is replaced
+        only when it is a saved inspection or empty (never an unrelated folder).
         """
         folder = Path(path)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            save_file({k: v.contiguous() for k, v in self.attentions.items()}, str(staging / _MAPS))
+        storage.check_destination(folder, marker=_META, what="inspection")
+        with storage.staging_folder(folder) as staging:
+            tensors = {}
+            for kind in self.kinds:  # per-layer maps as "kind.0", "kind.1", ...
+                if self.stacked(kind):
+                    tensors[kind] = self.attentions[kind]
+                else:
+                    tensors.update({f"{kind}.{i}": t for i, t in enumerate(self.attentions[kind])})
+            if self.pixel_values is not None:
+                tensors[_PIXELS] = self.pixel_values
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / _MAPS))
             meta = {"format": FORMAT_VERSION, **self._metadata()}
             (staging / _META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
             _replace_folder(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return folder
 
     def _metadata(self) -> dict[str, Any]:
@@ -197,6 +234,7 @@ class Inspection:
             "target_word_ids": self.target_word_ids,
             "prediction": self.prediction,
             "forced": self.forced,
+            **({"patch_grid": list(self.patch_grid)} if self.patch_grid else {}),
         }
 
     @classmethod
@@ -217,22 +255,27 @@ class Inspection:
         except (ValueError, UnicodeDecodeError, SafetensorError) as err:
             raise InputError(f"{folder}: unreadable inspection files ({err}); save the inspection again") from None
         version = meta.pop("format", None) if isinstance(meta, dict) else None
-        if version == 1:
-            meta["architecture"] = meta.pop("family")
-        elif version != FORMAT_VERSION:
-            raise InputError(f"{meta_file}: format {version!r} is not one this headscope reads "
-                             f"(1 or {FORMAT_VERSION}); save the inspection again with this version")
+        storage.check_format(version, (1, FORMAT_VERSION), meta_file, "inspection")
         try:
+            if version == 1:
+                meta["architecture"] = meta.pop("family")
             meta["architecture"] = architecture_named(meta["architecture"])
-            insp = cls(attentions={k: tensors[k] for k in KINDS if k in tensors}, **meta)
-        except TypeError as err:
-            raise InputError(f"{meta_file}: fields do not match an inspection ({err}); save it again") from None
+            if meta.get("patch_grid") is not None:
+                meta["patch_grid"] = tuple(meta["patch_grid"])
+            insp = cls(attentions=_maps_from_file(tensors), pixel_values=tensors.get(_PIXELS), **meta)
+        except (TypeError, KeyError) as err:
+            raise InputError(f"{meta_file}: fields do not match an inspection ({type(err).__name__}: {err}); "
+                             "save it again") from None
         insp._check(meta_file)
         return insp
 
     def _check(self, where: Path) -> None:
         """Shapes of the maps against the tokens; every row a distribution."""
         for kind, att in self.attentions.items():
+            if not self.stacked(kind):  # per-layer maps of pooled or windowed tokens: shapes vary by design
+                if any(t.ndim != 3 or not torch.isfinite(t).all() for t in att):
+                    raise InputError(f"{where}: {kind!r} per-layer maps must be finite [heads, query, key] tensors")
+                continue
             rows = len(self.query_tokens(kind))
             cols = len(self.key_tokens(kind))
             if att.ndim != 4 or tuple(att.shape[-2:]) != (rows, cols):
@@ -246,6 +289,22 @@ class Inspection:
         if len(self.source_word_ids) != len(self.source_tokens):
             raise InputError(f"{where}: {len(self.source_tokens)} source tokens but "
                              f"{len(self.source_word_ids)} word ids")
+        if self.target_tokens is not None and len(self.target_word_ids or []) != len(self.target_tokens):
+            raise InputError(f"{where}: {len(self.target_tokens)} target tokens but "
+                             f"{len(self.target_word_ids or [])} target word ids")
+        if self.patch_grid is not None and sorted(w for w in self.source_word_ids if w is not None) != list(
+                range(self.patch_grid[0] * self.patch_grid[1])):
+            raise InputError(f"{where}: the patch tokens do not fill the {self.patch_grid} patch grid once each")
+
+
+def _maps_from_file(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    maps: dict[str, torch.Tensor | list[torch.Tensor]] = {k: tensors[k] for k in KINDS if k in tensors}
+    for kind in KINDS:
+        layers = sorted((int(key.split(".")[1]), t) for key, t in tensors.items()
+                        if key.startswith(f"{kind}.") and key.split(".")[1].isdigit())
+        if layers:
+            maps[kind] = [t for _, t in layers]
+    return maps
 
 
 _WORD_START = ("▁", "Ġ")
@@ -265,11 +324,6 @@ def display_token(token: str) -> str:
 
 
 def _replace_folder(staging: Path, folder: Path) -> None:
-    """Rename ``staging`` to ``folder``; an existing ``folder`` is swapped out first, then removed."""
-    if folder.exists():
-        old = staging.with_name(staging.name + ".old")
-        folder.rename(old)
-        staging.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(folder)
+    """Put ``staging`` at ``folder`` in one step where the system can (an existing ``folder`` is
+    exchanged with it, then removed with the staging folder): :func:`headscope.storage.replace_folder`."""
+    storage.replace_folder(staging, folder)

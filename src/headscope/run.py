@@ -55,7 +55,20 @@ def inspect(
     >>> insp = headscope.inspect("headscope/en-fr", "A red car.")     # doctest: +SKIP
     >>> insp.attentions["cross"].shape                                 # doctest: +SKIP
     torch.Size([3, 4, 6, 5])
+
+    Images: ``text`` may be an image (a path, a PIL image, a numpy array or a tensor) or a list of
+    them for an image classifier cut into patches (ViT, DeiT, BEiT, DINOv2, ``headscope/shapes-vit``):
+    the model's own image processor prepares it, ``insp.patch_grid`` is ``(rows, cols)``, patch tokens
+    are ``p(row,col)`` with word id ``row * cols + col``, special tokens (``[CLS]``, ``[DIST]``,
+    ``[REG0]``...) have word id ``None``, and ``insp.pixel_values`` is the image as the model saw it.
+
+    >>> insp = headscope.inspect("headscope/shapes-vit", "shape.png")   # doctest: +SKIP
+    >>> insp.patch_grid, insp.source_tokens[:2], insp.prediction["label"]  # doctest: +SKIP
+    ((6, 6), ['[CLS]', 'p(0,0)'], 'circle')
     """
+    if text is not None and _is_image_input(text):
+        return _inspect_images(model, text, target=target, kinds=kinds, layers=layers, dtype=dtype,
+                               batch_size=batch_size, method=method)
     if text is None:
         if not isinstance(model, str) or _names_a_model(model):
             raise InputError("text: no text given; call headscope.inspect(model, text), or headscope.inspect(text) "
@@ -63,6 +76,9 @@ def inspect(
         model, text = DEFAULT_MODEL, model
     _check_options(batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, dtype=dtype)
     loaded = load(DEFAULT_MODEL if model is None else model)
+    if hasattr(loaded.architecture, "token_layout"):
+        raise InputError(f"{loaded.name} is an image classifier: pass an image (a path, a PIL image or an array), "
+                         f"not the text {_short(text, 40)}")
     loaded.structure.check(kinds, layers)
     texts, single = _as_batch(text, is_split_into_words, "text")
     targets = None
@@ -117,7 +133,8 @@ def _as_batch(text: Any, split: bool, what: str) -> tuple[list[Any], bool]:
     else:
         single = isinstance(text, str)
     if split and isinstance(text, str):
-        raise InputError(f"{what}: is_split_into_words=True takes a list of words (e.g. text.split()), got a string")
+        raise InputError(f"{what}: is_split_into_words=True takes a list of words, got a string; pass "
+                         f"{what}.split(), or drop is_split_into_words")
     batch = [text] if single else list(text) if isinstance(text, Sequence) and not isinstance(text, str) else None
     if batch is None or not batch:
         raise InputError(f"{what} must be a string or a non-empty list of strings"
@@ -286,3 +303,117 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
                 item.prediction = {"text": item.target_text}
         results.append(item)
     return results
+
+
+# -- images: image classifiers read on their patch grid (issue 18) --
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def _is_image_input(value: Any) -> bool:
+    """Whether ``value`` is an image (a PIL image, an array, an image file's path) or a list of them."""
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and _is_image_input(value[0])
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value).lower().endswith(_IMAGE_SUFFIXES)
+    return type(value).__module__.startswith("PIL.") or hasattr(value, "__array__")
+
+
+def _inspect_images(model: Any, images: Any, *, target: Any, kinds: Sequence[str] | None,
+                    layers: Sequence[int] | None, dtype: torch.dtype | None, batch_size: int,
+                    method: str) -> Inspection | list[Inspection]:
+    """:func:`inspect` on images: the model's own image processor prepares them; every token gets its
+    name and its place on the patch grid (``Inspection.patch_grid``, word id = patch index)."""
+    _check_options(batch_size=batch_size, num_beams=1, max_new_tokens=None, dtype=dtype)
+    loaded = load(DEFAULT_MODEL if model is None else model)
+    arch = loaded.architecture
+    if not hasattr(arch, "token_layout"):
+        raise InputError(f"{loaded.name} is a {arch.name} model that reads text; an image needs an image "
+                         "classifier cut into patches (ViT, DeiT, BEiT, DINOv2; e.g. headscope/shapes-vit)")
+    if target is not None:
+        raise InputError("target= is for text-to-text models; an image classifier's output is its label")
+    loaded.structure.check(kinds, layers)
+    items, single = _as_images(images)
+    net = loaded.model
+    param = next(net.parameters())
+    results: list[Inspection] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        pixels = arch.prepare_images(loaded.tokenizer, [image for image, _ in chunk])
+        outputs, captured = run_capture(net, {"pixel_values": pixels.to(param.device, param.dtype)}, method=method,
+                                        kinds=kinds, layers=layers, dtype=dtype, structure=loaded.structure)
+        n_tokens = next(iter(captured.maps.values())).shape[-1]
+        layout = arch.token_layout(net, int(pixels.shape[-2]), int(pixels.shape[-1]), n_tokens)
+        kept_layers = {k: v for k, v in captured.layers.items() if v != list(range(len(v)))}
+        logits = getattr(outputs, "logits", None)
+        for b, (_, description) in enumerate(chunk):
+            prediction = {} if logits is None else arch.predict(net, loaded.tokenizer, logits[b].detach(),
+                                                                torch.ones(n_tokens, dtype=torch.long))
+            results.append(Inspection(
+                model_name=loaded.name, architecture=arch, source_text=description,
+                source_tokens=list(layout.tokens), source_word_ids=list(layout.word_ids),
+                attentions={kind: maps[b] for kind, maps in captured.maps.items()}, layers=kept_layers,
+                prediction=prediction, model_description=str(loaded.structure), patch_grid=layout.grid,
+                pixel_values=pixels[b].float().clone(), loaded=loaded))
+    return results[0] if single else results
+
+
+def _as_images(images: Any) -> tuple[list[tuple[Any, str]], bool]:
+    """``([(RGB PIL image, description)], single)`` of one image or a list (a 4-d array is a batch)."""
+    array = _as_array(images) if not isinstance(images, (list, tuple, str, os.PathLike)) else None
+    if array is not None and array.ndim == 4:
+        batch, single = list(array), False
+    else:
+        single = not isinstance(images, (list, tuple))
+        batch = [images] if single else list(images)
+    if not batch:
+        raise InputError("images: an empty list; pass an image (a path, a PIL image or an array) or a list of them")
+    return [_as_image(item, i) for i, item in enumerate(batch)], single
+
+
+def _as_array(value: Any) -> Any:
+    import numpy as np
+
+    if type(value).__module__.startswith("PIL."):
+        return None
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value) if hasattr(value, "__array__") else None
+
+
+def _as_image(value: Any, i: int) -> tuple[Any, str]:
+    """One image as an RGB PIL image, with a description for ``source_text``."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not os.path.isfile(path):
+            raise InputError(f"image #{i}: no such file {path!r}")
+        try:
+            with Image.open(path) as opened:
+                return opened.convert("RGB"), path
+        except (UnidentifiedImageError, OSError) as err:
+            raise InputError(f"image #{i}: {path!r} is not an image file PIL can read ({err})") from None
+    if type(value).__module__.startswith("PIL."):
+        name = getattr(value, "filename", "") or f"<image {value.width}x{value.height}>"
+        return value.convert("RGB"), name
+    array = _as_array(value)
+    if array is None:
+        raise InputError(f"image #{i}: {_short(value)} is not an image; pass a path, a PIL image or an array")
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = array.transpose(1, 2, 0)  # channels first -> channels last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise InputError(f"image #{i}: an array of shape {array.shape}; pass [height, width], [height, width, 3] "
+                         "or [3, height, width] (or a batch [n, height, width, 3])")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all() or array.min() < 0 or (
+                array.max() > (1 if np.issubdtype(array.dtype, np.floating) else 255)):
+            raise InputError(f"image #{i}: pixel values must be uint8 0..255 or floats 0..1 "
+                             f"(got {array.dtype} {float(array.min()):g}..{float(array.max()):g})")
+        scale = 255.0 if np.issubdtype(array.dtype, np.floating) else 1.0
+        array = np.rint(array.astype(np.float64) * scale).astype(np.uint8)
+    height, width = array.shape[:2]
+    return Image.fromarray(array).convert("RGB"), f"<image {width}x{height}>"

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+import numpy as np
 import torch
 
-from headscope.align.extract import Extraction, check_extraction
+from headscope.align.extract import Extraction, check_extraction, extraction_name
 from headscope.align.gold import load_gold
 from headscope.align.report import AlignmentReport
 from headscope.align.scoring import Scorer, check_conventions
@@ -38,7 +42,9 @@ from headscope.align.words import Pool
 from headscope.errors import InputError, NotApplicableError
 from headscope.inspection import Inspection
 from headscope.models.loading import LoadedModel, load
+from headscope.readings import parse_reading
 from headscope.run import inspect
+from headscope.runs import WorkFolder, fingerprint, model_fingerprint
 
 __all__ = ["evaluate", "evaluate_inspections", "skip_vocabulary_projection"]
 
@@ -60,6 +66,7 @@ def evaluate(
     index_base: int | None = None,
     src_pool: Pool = "sum",
     tgt_pool: Pool = "mean",
+    work_dir: str | os.PathLike | None = None,
 ) -> AlignmentReport:
     """Score every cross-attention head (and aggregate) of ``model`` against gold word alignments.
 
@@ -79,6 +86,12 @@ def evaluate(
     reverse, index_base : passed to :func:`~headscope.align.load_gold` for file gold sets.
     src_pool, tgt_pool : how subwords pool into words (default: sum over source subwords, mean
         over target subwords; see :func:`~headscope.align.subword_to_word`).
+    work_dir : a folder to keep finished batches in (see :mod:`headscope.runs`): each batch's links
+        are saved there as soon as it is scored, and a call with the same arguments and folder
+        after an interruption (Ctrl-C, a kill) scores only the batches not saved yet. The report
+        equals that of an uninterrupted call (all but ``seconds``). A folder made with other
+        arguments, gold or model weights is refused. Delete the folder once the report is saved
+        (``headscope align`` does).
 
     Returns
     -------
@@ -96,7 +109,7 @@ def evaluate(
     convs = check_conventions(convention)
     check_extraction(extraction)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive whole number, not {batch_size!r}")
+        raise InputError(f"batch_size={batch_size!r}: pass a positive whole number of sentences per forward pass")
     rows = _gold_rows(gold, reverse, index_base, limit)
     scorer = Scorer(convs, extraction, sources, len(rows), (src_pool, tgt_pool))
     loaded = load(model)
@@ -104,6 +117,13 @@ def evaluate(
         raise NotApplicableError(f"{loaded.name} is {loaded.architecture.name}-only: word alignment needs the cross "
                                  "attention of an encoder-decoder (translation) model")
     kinds = ["encoder", "decoder", "cross"] if "rollout" in scorer.sources else ["cross"]
+    work = None
+    if work_dir is not None:
+        options = {"what": "headscope.align.evaluate", "model": loaded.name,
+                   "weights": model_fingerprint(loaded.model), "gold": _gold_name(gold), "gold_rows": fingerprint(rows),
+                   "n_sentences": len(rows), "convention": list(convs), "extraction": extraction_name(extraction),
+                   "sources": list(scorer.sources), "pools": list(scorer.pools), "batch_size": batch_size}
+        work = WorkFolder.open(work_dir, options, total=-(-len(rows) // batch_size))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -111,10 +131,12 @@ def evaluate(
         bar = tqdm(total=len(rows), desc=f"align {loaded.name}", unit="sent")
     try:
         with torch.no_grad(), skip_vocabulary_projection(loaded.model):
-            _run_batches(loaded, rows, batch_size, kinds, scorer, bar.update if bar else None)
+            _run_batches(loaded, rows, batch_size, kinds, scorer, bar.update if bar else None, work)
     finally:
         if bar is not None:
             bar.close()
+        if work is not None:
+            work.close()
     return scorer.report(model_name=loaded.name, gold_name=_gold_name(gold), gold=rows,
                          seconds=time.perf_counter() - t0)
 
@@ -168,7 +190,7 @@ def _gold_rows(gold: Any, reverse: bool, index_base: int | None, limit: int | No
     elif reverse or index_base is not None:
         raise InputError("reverse / index_base apply when loading gold files; pass a name or paths, not a dataset")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be a positive number of sentences, not {limit!r}")
+        raise InputError(f"limit={limit!r}: pass a positive number of sentences, or None for all")
     if not hasattr(ds, "column_names") or any(c not in ds.column_names for c in _COLUMNS):
         raise InputError(f"gold must be a gold set name, file paths or a datasets.Dataset with the columns {_COLUMNS} "
                          f"(as made by headscope.align.load_gold), not {type(gold).__name__}")
@@ -191,11 +213,19 @@ def _gold_name(gold: Any) -> str:
 
 
 def _run_batches(loaded: LoadedModel, rows: list[Row], batch_size: int, kinds: list[str], scorer: Scorer,
-                 advance: Callable[[int], Any] | None) -> None:
-    """Force the gold rows through the model in length-sorted batches; score each sentence."""
+                 advance: Callable[[int], Any] | None, work: WorkFolder | None = None) -> None:
+    """Force the gold rows through the model in length-sorted batches; score each sentence.
+
+    With ``work``, a batch saved there is added back from its links instead, and a batch scored
+    here is saved there at once.
+    """
     order = sorted(range(len(rows)), key=lambda k: len(rows[k]["source_words"]) + len(rows[k]["target_words"]))
-    for start in range(0, len(order), batch_size):
+    for b, start in enumerate(range(0, len(order), batch_size)):
         chunk = order[start:start + batch_size]
+        if work is not None and work.done(b, _PIECE) and _restore(work, b, chunk, rows, scorer):
+            if advance is not None:
+                advance(len(chunk))
+            continue
         try:
             insps = inspect(loaded, [rows[k]["source_words"] for k in chunk],
                             target=[rows[k]["target_words"] for k in chunk],
@@ -204,8 +234,43 @@ def _run_batches(loaded: LoadedModel, rows: list[Row], batch_size: int, kinds: l
             raise (_too_long(loaded, rows, chunk) or err) from None
         for k, insp in zip(chunk, insps):
             scorer.add(k, insp, rows[k])
+        if work is not None:
+            work.save(b, _PIECE, _piece(scorer, chunk))
         if advance is not None:
             advance(len(chunk))
+
+
+_PIECE = "npz"
+
+
+def _piece(scorer: Scorer, chunk: list[int]) -> bytes:
+    """One batch's link masks and the readings they belong to, as ``.npz`` bytes."""
+    assert scorer.readings is not None
+    meta = {"sentences": chunk, "readings": [r.name for r in scorer.readings], "layers": scorer.layers,
+            "n_heads": scorer.n_heads}
+    arrays = {f"{c}.{k}": m for k in chunk for c, m in scorer.saved(k).items()}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+    return buf.getvalue()
+
+
+def _restore(work: WorkFolder, b: int, chunk: list[int], rows: list[Row], scorer: Scorer) -> bool:
+    """Add batch ``b`` back from its saved piece; ``False`` (piece removed, to be recomputed) if it is damaged."""
+    try:
+        with np.load(io.BytesIO(work.read(b, _PIECE)), allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta["sentences"] != chunk:
+                raise ValueError(f"it holds sentences {meta['sentences'][:3]}..., this batch {chunk[:3]}...")
+            readings = [parse_reading(n) for n in meta["readings"]]
+            saved = [{c: data[f"{c}.{k}"] for c in scorer.conventions} for k in chunk]
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
+        warnings.warn(f"{work.piece_path(b, _PIECE)}: cannot read this saved batch ({err}); recomputing it",
+                      stacklevel=3)
+        work.piece_path(b, _PIECE).unlink(missing_ok=True)
+        return False
+    for k, masks in zip(chunk, saved):
+        scorer.restore(k, rows[k], masks, readings, meta["layers"], int(meta["n_heads"]))
+    return True
 
 
 def _too_long(loaded: LoadedModel, rows: list[Row], chunk: list[int]) -> InputError | None:

@@ -341,10 +341,11 @@ class AlignmentReport:
         return rows
 
     # ---- files --------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, extra_files: dict[str, bytes] | None = None) -> Path:
         """Write folder ``path`` atomically: ``report.json`` (everything but the links, with a
         ``"format"`` number), ``scores.csv`` (:meth:`to_rows`) and ``links.jsonl`` (per sentence:
-        gold and predicted links of every reading). Returns the folder.
+        gold and predicted links of every reading), plus ``extra_files`` (name -> bytes, e.g. the
+        heatmaps ``headscope align`` draws) in the same atomic step. Returns the folder.
 
         >>> report.save("align-en-fr")                                        # doctest: +SKIP
         PosixPath('align-en-fr')
@@ -357,7 +358,7 @@ class AlignmentReport:
         links = ({"sentence": k, **g, "predicted": {
             conv: {r.name: sorted(map(list, per[k][s])) for s, r in enumerate(self.readings)}
             for conv, per in self.links.items()}} for k, g in enumerate(self.gold))
-        return write_folder(path, meta, self.to_rows(), links)
+        return write_folder(path, meta, self.to_rows(), links, extra_files)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AlignmentReport":
@@ -367,10 +368,15 @@ class AlignmentReport:
         (2, 2)
         """
         meta, rows = read_folder(path)
-        by_conv = {c: ConventionScores.from_dict(d) for c, d in meta.pop("scores").items()}
-        names = meta.pop("readings")
-        meta.pop("conventions")
-        links = {c: [[{tuple(x) for x in row["predicted"][c][n]} for n in names] for row in rows] for c in by_conv}
-        gold = [{k: v for k, v in row.items() if k not in ("sentence", "predicted")} for row in rows]
-        return cls(by_convention=by_conv, readings=[parse_reading(n) for n in names],
-                   links=links if rows else {}, gold=gold, **meta)
+        try:
+            by_conv = {c: ConventionScores.from_dict(d) for c, d in meta.pop("scores").items()}
+            names = meta.pop("readings")
+            meta.pop("conventions")
+            links = {c: [[{tuple(x) for x in row["predicted"][c][n]} for n in names] for row in rows]
+                     for c in by_conv}
+            gold = [{k: v for k, v in row.items() if k not in ("sentence", "predicted")} for row in rows]
+            return cls(by_convention=by_conv, readings=[parse_reading(n) for n in names],
+                       links=links if rows else {}, gold=gold, **meta)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{path}: fields do not make an alignment report ({type(err).__name__}: {err}); "
+                             "save the report again") from None

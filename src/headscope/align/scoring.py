@@ -121,14 +121,42 @@ class Scorer:
             warnings.warn(f"sentence {k}: the target does not end with a special token (EOS); under the shift "
                           "convention its last word keeps its own (naive) row", stacklevel=3)
         stack = reading_stack(insp, readings)
-        sure = [tuple(x) for x in row["sure"]]
-        possible = [tuple(x) for x in row["possible"]]
+        masks = {}
         for conv in self.conventions:
             word_maps = subword_to_word(select_rows(stack, conv), insp.source_word_ids, insp.target_word_ids,
                                         *self.pools, n_src_words=len(src_words), n_tgt_words=len(tgt_words))
-            mask = extraction_mask(word_maps, self.extraction).numpy()
-            self.counts[conv].add(mask, sure, possible)
-            self.masks[conv][k] = mask
+            masks[conv] = extraction_mask(word_maps, self.extraction).numpy()
+        self._count(k, row, masks)
+
+    # ---- resumable runs: a sentence's link masks, saved and added back -------------------------
+    def saved(self, k: int) -> dict[str, np.ndarray]:
+        """The link masks ``{convention: bool [readings, target words, source words]}`` of sentence ``k``."""
+        return {c: self.masks[c][k] for c in self.conventions}
+
+    def restore(self, k: int, row: dict[str, Any], masks: dict[str, np.ndarray], readings: list[Reading],
+                layers: list[int], n_heads: int) -> None:
+        """Add sentence ``k`` from its saved masks (:meth:`saved`) and the readings they belong to;
+        the counts equal those :meth:`add` gives."""
+        if self.readings is None:
+            self.readings, self.layers, self.n_heads = list(readings), list(layers), n_heads
+            self.counts = {c: AERCounts((len(readings),)) for c in self.conventions}
+        elif list(readings) != self.readings or list(layers) != self.layers or n_heads != self.n_heads:
+            raise InputError(f"sentence {k}: saved readings {[r.name for r in readings]} differ from "
+                             f"{[r.name for r in self.readings]}; delete the work folder and run again")
+        n_src, n_tgt = len(row["source_words"]), len(row["target_words"])
+        for conv in self.conventions:
+            mask = masks.get(conv)
+            if mask is None or mask.dtype != np.bool_ or mask.shape != (len(readings), n_tgt, n_src):
+                raise InputError(f"sentence {k}: saved links do not fit the gold sentence "
+                                 f"({None if mask is None else mask.shape} for {(len(readings), n_tgt, n_src)})")
+        self._count(k, row, masks)
+
+    def _count(self, k: int, row: dict[str, Any], masks: dict[str, np.ndarray]) -> None:
+        sure = [tuple(x) for x in row["sure"]]
+        possible = [tuple(x) for x in row["possible"]]
+        for conv in self.conventions:
+            self.counts[conv].add(masks[conv], sure, possible)
+            self.masks[conv][k] = masks[conv]
 
     def report(self, *, model_name: str, gold_name: str, gold: list[dict[str, Any]],
                seconds: float) -> AlignmentReport:

@@ -18,7 +18,7 @@ import torch
 from transformers import PreTrainedModel
 
 from ..errors import InputError, ShapeError, UnsupportedModelError
-from ..models.structure import BANDED, STREAMS, ModelStructure, describe
+from ..models.structure import BANDED, BLOCKED, SCORES, SCORES_STREAMS, STREAMS, ModelStructure, describe
 from ..readings import KINDS, Site
 from .interface import ATTN_NAME, Active, ModelSwitch, Recording, headscope_attention
 
@@ -60,13 +60,17 @@ class AttentionCapture:
             before the output projection; 0 ablates a head. Gradients flow into the gates.
         structure: the model's :class:`~headscope.models.structure.ModelStructure` (described once
             per model by :func:`headscope.load`; computed here when not given).
+        replace: ``{(kind, layer): fn(probs, allowed) -> probs}`` replacing that layer's attention
+            probabilities during the forward (see :func:`~headscope.capture.interface.replace_probabilities`);
+            gradients flow through the new probabilities.
     """
 
     def __init__(self, model: PreTrainedModel, kinds: Iterable[str] | None = None,
                  layers: Iterable[int] | None = None, dtype: torch.dtype | None = None,
                  device: str | torch.device | None = "cpu", detach: bool = True,
                  head_gates: dict[tuple[str, int], torch.Tensor] | None = None,
-                 structure: ModelStructure | None = None) -> None:
+                 structure: ModelStructure | None = None,
+                 replace: dict[tuple[str, int], Any] | None = None) -> None:
         structure = structure or describe(model)
         kinds = None if kinds is None else list(kinds)
         layers = None if layers is None else list(layers)
@@ -79,6 +83,7 @@ class AttentionCapture:
         self.recording = Recording(structure, None if kinds is None else frozenset(kinds),
                                    None if layers is None else frozenset(layers), dtype, device, detach,
                                    dict(head_gates or {}))
+        self.recording.replace = dict(replace or {})  # counterfactual attention (issue 15)
         self._active = Active(model, self.recording)
 
     def __enter__(self) -> "AttentionCapture":
@@ -122,9 +127,9 @@ def _output_fields(structure: ModelStructure) -> dict[str, tuple[str, str]]:
 
 def _flat(value: Any) -> list[torch.Tensor | None]:
     """The per-layer tensors of an output field (nested per block, PVTv2's, flattened)."""
-    if value is None or isinstance(value, torch.Tensor):
-        return [value]
-    return [t for v in value for t in _flat(v)]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _flat(v)]
+    return [value if isinstance(value, torch.Tensor) else None]
 
 
 def _from_outputs(model: PreTrainedModel, inputs: Mapping[str, Any], structure: ModelStructure,
@@ -153,10 +158,14 @@ def _from_outputs(model: PreTrainedModel, inputs: Mapping[str, Any], structure: 
                     f"{t.ndim}-D tensors {tuple(t.shape)}: it computes no [query, key] softmax map headscope "
                     "can capture")
             layout = structure.layouts.get(kind)
-            if layout == BANDED:
-                t = unband(t, globals_[i] if i < len(globals_) else None, _key_mask(inputs, kind, t))
-            elif layout == STREAMS and rows is not None:
+            if layout in (STREAMS, SCORES_STREAMS) and rows is not None:
                 t = t[..., :rows, :]
+            if layout in (SCORES, SCORES_STREAMS):
+                t = torch.softmax(t.float(), dim=-1).to(t.dtype)
+            elif layout == BANDED:
+                t = unband(t, globals_[i] if i < len(globals_) else None, _key_mask(inputs, kind, t))
+            elif layout == BLOCKED and t.ndim == 5:
+                t = unblock(t, _source_length(inputs, t))
             chosen.append((i, t))
         if not chosen:
             continue
@@ -207,6 +216,27 @@ def unband(band: torch.Tensor, global_probs: torch.Tensor | None, mask: torch.Te
     return full
 
 
+def _source_length(inputs: Mapping[str, Any], blocks: torch.Tensor) -> int:
+    for key in ("input_ids", "attention_mask", "inputs_embeds"):
+        value = inputs.get(key)
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[1])
+    return int(blocks.shape[1] * blocks.shape[3])
+
+
+def unblock(blocks: torch.Tensor, length: int) -> torch.Tensor:
+    """LongT5's blockwise local attention as ``[batch, heads, query, key]`` probabilities.
+
+    ``blocks`` is ``[batch, n_blocks, heads, L, 3L]``: the queries of block ``n`` attend to the keys of
+    blocks ``n - 1``, ``n`` and ``n + 1``; the sequence is padded to ``n_blocks * L`` tokens, ``length`` real.
+    """
+    batch, n_blocks, heads, size, _ = blocks.shape
+    full = blocks.new_zeros(batch, heads, n_blocks * size, (n_blocks + 2) * size)
+    for n in range(n_blocks):  # keys of block n-1..n+1 sit at padded columns n*L .. (n+3)*L
+        full[:, :, n * size:(n + 1) * size, n * size:(n + 3) * size] = blocks[:, n]
+    return full[:, :, :length, size:size + length].contiguous()
+
+
 def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: str = "auto",
                 kinds: Iterable[str] | None = None, layers: Iterable[int] | None = None,
                 dtype: torch.dtype | None = None, device: str | torch.device | None = "cpu",
@@ -238,7 +268,7 @@ def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: st
                 f"{structure.label} does not call transformers' attention interface; "
                 "use method='outputs' (or 'auto') to read its output_attentions")
         wanted = structure.kinds if kinds is None else [k for k in kinds if k in structure.kinds]
-        if method == "interface" or (cap.calls and all(cap.recording.calls.get(k) for k in wanted)):
+        if method == "interface" or (cap.calls and all(k in cap.recording.seen for k in wanted)):
             return outputs, Captured(cap.maps, {k: cap.layer_indices(k) for k in cap.maps}, "interface")
     else:
         structure.check(kinds, layers)
@@ -265,6 +295,12 @@ def split_examples(maps: Maps, query_mask: torch.Tensor,
     if isinstance(maps, list):
         layers = [_split_layer(t, query_mask, key_mask) for t in maps]
         return [[layer[b] for layer in layers] for b in range(query_mask.shape[0])]
+    if tuple(maps.shape[-2:]) != (query_mask.shape[1], key_mask.shape[1]):
+        if maps.shape[0] == query_mask.shape[0] and bool(query_mask.all()) and bool(key_mask.all()):
+            return list(maps.unbind(0))  # latents or pooled queries: kept whole when nothing is padding
+        raise ShapeError(
+            f"maps of shape {tuple(maps.shape)} do not run over the batch's {query_mask.shape[1]} tokens (latent or "
+            "pooled queries): they cannot be split per padded example; inspect one text at a time")
     out = []
     for b in range(maps.shape[0]):
         q = query_mask[b].nonzero().flatten().to(maps.device)
@@ -298,4 +334,5 @@ __all__ = [
     "split_examples",
     "stack_layers",
     "unband",
+    "unblock",
 ]

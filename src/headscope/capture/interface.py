@@ -19,7 +19,9 @@ twice with the same query (DiffLlama's differential attention) is recorded once,
 applied again (ALBERT's shared layer) is recorded again, as the next layer.
 The registered function looks it up; when the calling context has no recording for the module
 (a plain forward on another thread, say), it runs the model's own implementation (``eager``,
-``sdpa``, ...) with the model's own mask, exactly as if headscope were not there.
+``sdpa``, ...) with the model's own mask, exactly as if headscope were not there. Legacy SDPA
+attention classes that call SDPA themselves (``Data2VecVisionSdpaSelfAttention``) run their eager
+parent's forward inside a capture, their own outside it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.configuration_utils import PretrainedConfig
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from ..errors import ShapeError, UnsupportedModelError
 from ..models.structure import AttentionSite, ModelStructure
 
 ATTN_NAME = "headscope"
@@ -100,13 +103,21 @@ class Recording:
     head_gates: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     maps: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
+    # counterfactual attention (issue 15): {(kind, layer): fn(probs, allowed) -> probs}; see replace_probabilities
+    replace: dict[tuple[str, int], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     _next: dict[str, int] = field(default_factory=dict, repr=False)
     _applied: set[int] = field(default_factory=set, repr=False)
     _last: tuple[Any, ...] | None = field(default=None, repr=False)
+    _kinds_of: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+    @property
+    def seen(self) -> set[str]:
+        """The kinds whose attention went through the attention function (both parts of a merged site)."""
+        return {k for site_kind in self.calls for k in self._kinds_of.get(site_kind, {site_kind})}
 
     def wants(self, kind: str, layer: int) -> bool:
         return (self.kinds is None or kind in self.kinds) and (self.layers is None or layer in self.layers)
@@ -128,6 +139,8 @@ class Recording:
                      probs: torch.Tensor) -> torch.Tensor:
         """Record one call's probabilities (split per kind for merged sites); gate its output."""
         self.calls[site.kind] = self.calls.get(site.kind, 0) + 1
+        if site.merged:
+            self._kinds_of.setdefault(site.kind, {site.kind}).add(site.merged)
         layer, new = self._layer(site, module, query)
         gate = self.head_gates.get((site.kind, layer))
         if gate is not None:
@@ -193,6 +206,8 @@ def headscope_attention(module: nn.Module, query: torch.Tensor, key: torch.Tenso
         return fn(module, query, key, value, attention_mask, **kwargs)
     attention_mask = _as_additive(attention_mask, query.dtype)
     out, probs = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
+    if recording.replace:  # counterfactual attention (issue 15)
+        out, probs = replace_probabilities(recording, site, module, query, value, attention_mask, out, probs, kwargs)
     return recording.on_attention(site, module, query, out, probs), probs
 
 
@@ -223,6 +238,31 @@ def _is_recorder_hook(hook: Any) -> bool:
     return getattr(hook, "__module__", "") == "transformers.utils.output_capturing"
 
 
+def _eager_parent(cls: type) -> type | None:
+    """The eager attention class a legacy SDPA attention class derives from (``Data2VecVisionSdpaSelfAttention``
+    -> ``Data2VecVisionSelfAttention``): such classes call SDPA themselves and return no weights."""
+    if "Sdpa" not in cls.__name__ or "forward" not in cls.__dict__:
+        return None
+    parent = cls.__mro__[1]
+    if issubclass(parent, nn.Module) and parent.__name__ == cls.__name__.replace("Sdpa", "") and "forward" in vars(parent):
+        return parent
+    return None
+
+
+def _routed_forward(module: nn.Module, parent: type) -> Callable[..., Any]:
+    """A forward running ``parent``'s (eager) forward for calls made inside a capture of ``module``,
+    the module's own everywhere else (other threads, plain calls)."""
+    own = type(module).forward
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        recording = _RECORDING.get()
+        if recording is not None and recording.structure.site_of(module) is not None:
+            return parent.forward(module, *args, **kwargs)
+        return own(module, *args, **kwargs)
+
+    return forward
+
+
 class ModelSwitch:
     """Routes one model through the registered function while any capture on it runs.
 
@@ -239,6 +279,8 @@ class ModelSwitch:
         self.hooks = {id(m): set(m._forward_hooks) for m in model.modules()}  # transformers' recorders
         self.hooked = [(m, m.__dict__["_output_capturing_hooks_installed"])
                        for m in model.modules() if "_output_capturing_hooks_installed" in m.__dict__]
+        self.routed = [(m, parent) for m in model.modules() if (parent := _eager_parent(type(m))) is not None
+                       and "forward" not in m.__dict__]
 
     @classmethod
     def acquire(cls, model: PreTrainedModel) -> "ModelSwitch":
@@ -251,6 +293,8 @@ class ModelSwitch:
                 for config in switch.configs:
                     setattr(config, _SAVED, config._attn_implementation_internal)
                     config._attn_implementation_internal = CAPTURE_NAME
+                for module, parent in switch.routed:
+                    module.forward = _routed_forward(module, parent)
                 model.eval()
                 model.__dict__[_SWITCH] = switch
             switch.holders += 1
@@ -262,6 +306,8 @@ class ModelSwitch:
             if self.holders:
                 return
             del self.model.__dict__[_SWITCH]
+            for module, _ in self.routed:
+                module.__dict__.pop("forward", None)
             for config in self.configs:
                 config._attn_implementation_internal = getattr(config, _SAVED)
                 delattr(config, _SAVED)
@@ -293,3 +339,56 @@ class Active:
         _RECORDING.reset(self._token)
         self.recording.end()
         self._switch.release()
+
+
+# ---- counterfactual attention (issue 15): replacing the probabilities during the forward ----------
+
+def _upcoming_layer(recording: Recording, site: AttentionSite, module: nn.Module, query: torch.Tensor) -> int:
+    """The layer :meth:`Recording._layer` will give this call, without advancing the recording."""
+    last = recording._last
+    if last is not None and last[0] is module and last[1] is query:
+        return last[2]
+    layer = recording._next.get(site.kind, 0)
+    return max(layer, site.layer) if site.index not in recording._applied else layer
+
+
+def allowed_keys(attention_mask: torch.Tensor | None, probs: torch.Tensor) -> torch.Tensor:
+    """``bool[batch, heads, query, key]``: the keys the model's (additive) mask leaves open to each row."""
+    if attention_mask is None:
+        return torch.ones(probs.shape, dtype=torch.bool, device=probs.device)
+    return (attention_mask[..., : probs.shape[-1]] > -1e4).expand(probs.shape)
+
+
+def replace_probabilities(recording: Recording, site: AttentionSite, module: nn.Module, query: torch.Tensor,
+                          value: torch.Tensor, attention_mask: torch.Tensor | None, out: torch.Tensor,
+                          probs: torch.Tensor, kwargs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``recording.replace[(kind, layer)]`` to one call: the function gets the probabilities
+    ``[batch, heads, query, key]`` and the open keys (:func:`allowed_keys`) and returns new
+    probabilities; masked keys are set to 0 and the output is recomputed as ``probs @ value``
+    (grouped-query values repeated as in :func:`generic_eager`, dropout as the model's eager
+    attention applies it). A function returning its input unchanged leaves the call as it was.
+    """
+    fn = recording.replace.get((site.kind, _upcoming_layer(recording, site, module, query)))
+    if fn is None:
+        return out, probs
+    if site.merged:
+        raise UnsupportedModelError(
+            f"{site.kind} attention at {site.module} is one softmax over its own and the {site.merged} keys; "
+            "replacing its probabilities is not supported")
+    allowed = allowed_keys(attention_mask, probs)
+    new = fn(probs, allowed)
+    if new is probs:
+        return out, probs
+    if new.shape != probs.shape:
+        raise ShapeError(f"a replacement map for {site.kind} has shape {tuple(new.shape)}; the model's is "
+                         f"{tuple(probs.shape)}")
+    new = new.to(value.dtype).masked_fill(~allowed, 0.0)
+    if value.shape[1] != new.shape[1]:  # grouped-query attention
+        value = value.repeat_interleave(new.shape[1] // value.shape[1], dim=1)
+    used = nn.functional.dropout(new, p=float(kwargs.get("dropout", 0.0) or 0.0), training=module.training)
+    replaced = torch.matmul(used, value).transpose(1, 2).contiguous()
+    if replaced.shape != out.shape:
+        raise UnsupportedModelError(
+            f"{type(module).__name__}'s attention output is not its probabilities times its values "
+            f"({tuple(out.shape)} vs {tuple(replaced.shape)}); its probabilities cannot be replaced")
+    return replaced, used

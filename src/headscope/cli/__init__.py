@@ -2,6 +2,12 @@
 
     headscope inspect [MODEL] TEXT [--target T] [--out DIR]
     headscope models
+    headscope --version
+
+Every verb takes the model the same way, as an optional first positional ``[MODEL]`` (default
+``headscope/en-fr``); a verb that needs a text and is given only a model name exits with status 2
+and its usage. Files written without ``--out`` go under ``headscope-out/<verb>/``
+(:mod:`headscope.cli.common`).
 
 Each area adds its own verbs: a module listed in ``VERB_MODULES`` defines
 ``register(subparsers)``, adding a parser whose default ``handler`` takes the parsed
@@ -16,13 +22,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import HeadscopeError
-from .common import model_and_text
+from .common import add_model_and_text, add_threads, check, model_and_text
 
 Command = Callable[[argparse.Namespace], int]
 
 VERB_MODULES = (
     "headscope.cli.align",
     "headscope.cli.faithful",
+    "headscope.cli.counterfactual",
     "headscope.cli.fragment",
     "headscope.cli.viz",
 )
@@ -76,21 +83,29 @@ def _models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``headscope`` command."""
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="headscope",
         description="Open up transformer attention and measure how far each map can be trusted.",
+        epilog="Every verb takes [MODEL] first (default headscope/en-fr). Files written without --out go "
+        "under ./headscope-out/<verb>/. 'headscope VERB --help' describes a verb.",
     )
-    sub = parser.add_subparsers(dest="verb", required=True)
+    parser.add_argument("--version", action="version", version=f"headscope {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = sub.add_parser("inspect", help="capture every attention head for one input and print a summary")
-    p.add_argument("args", nargs="+", metavar="[MODEL] TEXT",
-                   help="model name/folder (default headscope/en-fr) and the text")
+    p = sub.add_parser("inspect", help="capture every attention head for one input and print a summary",
+                       description="Capture every attention head of MODEL on TEXT and print a summary.")
+    add_model_and_text(p)
     p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
     p.add_argument("--beams", type=int, default=1, help="beam size for generation (default 1: greedy)")
-    p.add_argument("--out", help="folder to save the inspection to")
+    p.add_argument("--out", metavar="DIR", help="also save the inspection to this folder (Inspection.load reads it)")
+    add_threads(p)
     p.set_defaults(handler=_inspect)
 
-    p = sub.add_parser("models", help="list the models shipped with headscope")
+    p = sub.add_parser("models", help="list the models shipped with headscope",
+                       description="List the models shipped with headscope, with their task, size and quality.")
     p.set_defaults(handler=_models)
     for name in VERB_MODULES:
         importlib.import_module(name).register(sub)
@@ -100,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headscope`` console script."""
     args = build_parser().parse_args(argv)
+    check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight-loading bars are noise in a command's output

@@ -1,21 +1,29 @@
 """``headscope align``: score every cross-attention head of a translator against gold alignments.
 
-    headscope align MODEL --gold NAME_OR_FILES [--convention naive|shift|both] [--out DIR] [--limit N]
+    headscope align [MODEL] --gold NAME_OR_FILE [--gold FILE ...] [--convention naive|shift|both] [--out DIR] [--limit N]
 
-``--gold`` takes a built-in set (``hansards-en-fr``), ``SENTENCES ALIGNMENTS`` (``src ||| tgt``
-lines and Pharaoh / talp links) or ``SOURCE TARGET ALIGNMENTS`` (parallel files). The report
+``--gold`` takes one value each time: a built-in set (``--gold hansards-en-fr``), or files given
+one per ``--gold``: ``SENTENCES ALIGNMENTS`` (``src ||| tgt`` lines and Pharaoh / talp links) or
+``SOURCE TARGET ALIGNMENTS`` (parallel files); so it never swallows the model. The report goes to
+``--out`` or ``headscope-out/align/<model>/<gold>/``. The report
 folder gets the numbers (:meth:`headscope.align.AlignmentReport.save`) and one AER heatmap per
-convention, drawn by :func:`headscope.viz.figures.aer_heatmap`.
+convention, drawn by :func:`headscope.viz.figures.aer_heatmap`, in one atomic step.
+
+The run is resumable: every scored batch is saved at once in ``OUT.partial/`` beside the report
+folder, and the same command run again after an interruption (Ctrl-C, a kill) scores only the
+batches not saved yet, ending with the same report as an uninterrupted run
+(:mod:`headscope.cli.resume`). Ctrl-C prints one line and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, SOURCES, SYMMETRIZATIONS
+from headscope.cli.common import add_model
+from headscope.cli.resume import interruptible, resuming, work_folder
 from headscope.errors import InputError
 from headscope.readings import parse_reading
 
@@ -25,8 +33,11 @@ if TYPE_CHECKING:  # torch and the scoring modules load when the verb runs, not 
 __all__ = ["draw_heatmaps", "register"]
 
 
-def _out_dir(model: str) -> Path:
-    return Path("headscope-align-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model))
+def _out_dir(model: str, gold: list[str]) -> Path:
+    """The report folder without ``--out``: ``headscope-out/align/<model>/<gold>``."""
+    from headscope.cli.common import default_out
+
+    return default_out("align", model, Path(gold[0]).name or gold[0])
 
 
 def draw_heatmaps(report: "AlignmentReport", folder: str | Path) -> list[Path]:
@@ -36,20 +47,38 @@ def draw_heatmaps(report: "AlignmentReport", folder: str | Path) -> list[Path]:
     >>> draw_heatmaps(report, "align-en-fr")                                  # doctest: +SKIP
     [PosixPath('align-en-fr/aer_heatmap_naive.png'), PosixPath('align-en-fr/aer_heatmap_shift.png')]
     """
-    from headscope.viz.figures import aer_heatmap, save
+    from headscope.viz.files import write_atomic
 
-    out = []
+    return [write_atomic(Path(folder) / name, data) for name, data in heatmap_files(report).items()]
+
+
+def heatmap_files(report: "AlignmentReport") -> dict[str, bytes]:
+    """``{"aer_heatmap_<convention>.png": PNG bytes}`` for each scored convention (for
+    :meth:`~headscope.align.AlignmentReport.save`'s ``extra_files``)."""
+    from headscope.viz.figures import aer_heatmap, to_bytes
+
+    out = {}
     for conv, sc in report.by_convention.items():
         fig = aer_heatmap(sc.aer, layers=report.layers, best=sc.best_head,
                           title=f"AER, {conv} (best {sc.best.name} {sc.best_aer:.3f})")
-        out.append(save(fig, Path(folder) / f"aer_heatmap_{conv}.png"))
+        out[f"aer_heatmap_{conv}.png"] = to_bytes(fig, "png")
     return out
 
 
 def _align(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else _out_dir(args.model, args.gold)
+    work = work_folder(out)
+    return interruptible(lambda: _align_in(args, out, work), work, "batches")
+
+
+def _align_in(args: argparse.Namespace, out: Path, work: Path) -> int:
+    import shutil
+
     import torch
 
+    from headscope import storage
     from headscope.align import evaluate
+    from headscope.align.store import REPORT
 
     if args.threads < 1:
         raise InputError(f"--threads takes a positive number, not {args.threads}")
@@ -67,6 +96,8 @@ def _align(args: argparse.Namespace) -> int:
         extraction = "argmax"
     sources = tuple(args.sources.split(",")) if args.sources else None
     kwargs = {} if sources is None else {"sources": sources}
+    storage.check_destination(out, marker=REPORT, what="alignment report")  # before the work, not after
+    resuming(work, "batches")
     report = evaluate(
         args.model,
         gold,
@@ -79,6 +110,7 @@ def _align(args: argparse.Namespace) -> int:
         index_base=args.index_base,
         src_pool=args.src_pool,
         tgt_pool=args.tgt_pool,
+        work_dir=work,
         **kwargs,
     )
     print(report.table())
@@ -92,10 +124,10 @@ def _align(args: argparse.Namespace) -> int:
         print(f"  {sym.convention}: best head {sym.best.name} AER {sym.best_aer:.3f}"
               + (f"; best aggregate {parse_reading(best_agg[0]).label} AER {best_agg[1]['aer']:.3f}"
                  if best_agg else ""))
-    out = Path(args.out) if args.out else _out_dir(args.model)
-    report.save(out)
-    pictures = draw_heatmaps(report, out)
-    print(f"saved report.json, scores.csv, links.jsonl and {', '.join(p.name for p in pictures)} to {out}/")
+    pictures = heatmap_files(report)
+    report.save(out, extra_files=pictures)  # numbers and pictures in one atomic step
+    shutil.rmtree(work, ignore_errors=True)  # the report is saved: the finished batches are no longer needed
+    print(f"saved report.json, scores.csv, links.jsonl and {', '.join(pictures)} to {out}/")
     return 0
 
 
@@ -108,10 +140,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "means, all-heads mean and rollout) into word links, and score them against the gold links. "
         "Prints the AER table (layers x heads, best head marked *) and writes a report folder.",
     )
-    p.add_argument("model", metavar="MODEL", help="translator: shipped name (headscope/en-fr), folder or hub name")
-    p.add_argument("--gold", nargs="+", required=True, metavar="NAME_OR_FILES",
-                   help="built-in gold set (hansards-en-fr), or SENTENCES ALIGNMENTS ('src ||| tgt' lines), "
-                   "or SOURCE TARGET ALIGNMENTS")
+    add_model(p, "translator")
+    p.add_argument("--gold", action="append", required=True, metavar="NAME_OR_FILE",
+                   help="built-in gold set (hansards-en-fr); or files, one per --gold: SENTENCES then ALIGNMENTS "
+                   "('src ||| tgt' lines, then Pharaoh/talp links), or SOURCE, TARGET, ALIGNMENTS")
     p.add_argument("--convention", choices=[*CONVENTIONS, "both"], default=DEFAULT_CONVENTION,
                    help=f"decoder step standing for a target word (default {DEFAULT_CONVENTION}; 'both' reports "
                    "naive and shift side by side)")
@@ -132,7 +164,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N sentences")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="report folder (default ./headscope-align-MODEL)")
+                   help="report folder (default headscope-out/align/MODEL/GOLD); finished batches are kept in DIR.partial/ "
+                   "until it is saved, so the same command run again after an interruption continues")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: small translators on few busy cores run fastest on one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

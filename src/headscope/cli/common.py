@@ -1,18 +1,121 @@
-"""Argument helpers shared by the verbs of the ``headscope`` command."""
+"""Arguments shared by the verbs of the ``headscope`` command, and where their files go.
+
+Every verb takes the model the same way: an optional first positional ``[MODEL]`` (a shipped
+name such as ``headscope/sentiment``, a folder, or a hub name; default :data:`DEFAULT_MODEL`),
+then what the verb reads (``TEXT``, ``TEXT_OR_FILE``). A verb that needs a text and gets only a
+model name stops with exit status 2 and its usage (:func:`check`), instead of reading the model's
+name as the text.
+
+Files a verb writes without ``--out`` go under one folder in the working directory,
+:data:`OUT_ROOT` (``headscope-out/<verb>/<model>/<what>``, :func:`default_out`).
+
+Nothing here imports torch: ``headscope --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from pathlib import Path
 
-from ..errors import HeadscopeError
+#: The model a verb uses when none is given (checked against ``headscope.models.DEFAULT_MODEL`` by the tests;
+#: spelt here so that building the parser does not import the model stack).
+DEFAULT_MODEL = "headscope/en-fr"
+#: The folder (in the working directory) that holds what verbs write when ``--out`` is not given.
+OUT_ROOT = "headscope-out"
+#: Shipped model names, for telling a forgotten text from a model name without loading anything.
+SHIPPED_NAMES = ("headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment")
+
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def add_model(p: argparse.ArgumentParser, what: str = "model") -> None:
+    """The optional ``[MODEL]`` positional, the same for every verb."""
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help=f"{what}: a shipped name (headscope models lists them), a folder saved with "
+                   f"save_pretrained, or a hub name (default {DEFAULT_MODEL})")
+
+
+def add_model_and_text(p: argparse.ArgumentParser, metavar: str = "TEXT",
+                       text_help: str = "the input text (quote it)", what: str = "model") -> None:
+    """``[MODEL] TEXT``: the optional model, then the required text (``metavar`` names it in the usage)."""
+    add_model(p, what)
+    p.add_argument("text", metavar=metavar, help=text_help)
+    p.set_defaults(usage_parser=p, text_metavar=metavar)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` (default 1), applied by :func:`check` before the verb runs."""
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: the small shipped models on a few busy cores run fastest "
+                   "on one; raise it for large models)")
+
+
+def names_model(arg: str) -> bool:
+    """Whether ``arg`` reads as a model rather than a text: a shipped name, a model folder, or a
+    hub name (``owner/name``, no spaces).
+
+    >>> [names_model(a) for a in ("headscope/sentiment", "Helsinki-NLP/opus-mt-en-fr", "A red car.", "yes")]
+    [True, True, False, False]
+    """
+    if arg in SHIPPED_NAMES or (os.path.isdir(arg) and os.path.isfile(os.path.join(arg, "config.json"))):
+        return True
+    return bool(_HUB_NAME.match(arg))
+
+
+def check(args: argparse.Namespace) -> None:
+    """Validate and complete the parsed arguments of a verb before it runs.
+
+    * ``[MODEL] TEXT`` given only a model name (``headscope inspect headscope/sentiment``): exit 2
+      with the verb's usage, saying the text is missing;
+    * ``model`` left out: :data:`DEFAULT_MODEL`;
+    * ``--threads``: a positive number, applied to torch.
+    """
+    parser = getattr(args, "usage_parser", None)
+    text = getattr(args, "text", None)
+    if parser is not None and getattr(args, "model", None) is None and isinstance(text, str) and names_model(text):
+        metavar = getattr(args, "text_metavar", "TEXT")
+        parser.error(f"{metavar} is missing: {text!r} names a model, not a text; give both, e.g. "
+                     f"headscope {parser.prog.split()[-1]} {text} \"A man in a red shirt.\"")
+    if hasattr(args, "model") and args.model is None:
+        args.model = DEFAULT_MODEL
+    threads = getattr(args, "threads", None)
+    if threads is not None and parser is not None:
+        if threads < 1:
+            parser.error(f"--threads takes a positive number, not {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe short form of a model name or a text.
+
+    >>> slug("headscope/en-fr"), slug("A man in a red shirt is riding a bike.")
+    ('headscope_en-fr', 'a-man-in-a-red-shirt-is-riding-a-bike')
+    """
+    if "/" in text and not any(c.isspace() for c in text):  # a model name or a path: keep its parts
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:limit] or "model"
+    words = re.findall(r"\w+", text.lower())
+    out = ""
+    for w in words:
+        if len(out) + len(w) + (1 if out else 0) > limit:
+            break
+        out = f"{out}-{w}" if out else w
+    return out or "text"
+
+
+def default_out(verb: str, model: str, what: str | None = None) -> Path:
+    """Where ``verb`` writes without ``--out``: ``headscope-out/<verb>/<model>[/<what>]``.
+
+    >>> default_out("report", "headscope/en-fr", "A man in a red shirt.").as_posix()
+    'headscope-out/report/headscope_en-fr/a-man-in-a-red-shirt'
+    """
+    folder = Path(OUT_ROOT) / verb / slug(model)
+    return folder / slug(what) if what else folder
 
 
 def model_and_text(args: argparse.Namespace) -> tuple[str, str]:
-    """``(model, text)`` from the positional ``[MODEL] TEXT`` of a verb (default model when one is given)."""
-    from ..models import DEFAULT_MODEL
-
-    if len(args.args) == 1:
-        return DEFAULT_MODEL, args.args[0]
-    if len(args.args) == 2:
-        return args.args[0], args.args[1]
-    raise HeadscopeError("give TEXT, or MODEL TEXT (e.g. headscope inspect headscope/en-fr \"A man in a red shirt.\")")
+    """``(model, text)`` of a verb that took ``[MODEL] TEXT`` (after :func:`check`)."""
+    return args.model or DEFAULT_MODEL, args.text

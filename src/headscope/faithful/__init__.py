@@ -13,8 +13,12 @@ map says. faithful computes and saves numbers; :mod:`headscope.viz` draws them.
   Serrano & Smith (2019), DeYoung et al. (2020);
 * :func:`compare_rankings` - all of them for one input: a :class:`RankingComparison`, one row per
   decision; :func:`summarise` pools many into a :class:`RankingSummary`;
+* :func:`counterfactual` - replace heads' attention during the forward (uniform, permuted,
+  adversarial within a TVD bound, or a given map; Jain & Wallace 2019 section 4, Wiegreffe &
+  Pinter 2019) and measure the output change: a :class:`CounterfactualResult`;
 * :func:`faithfulness_report` - ablation and comparisons over a set of texts, saved as
-  ``faithful.json`` + CSV tables (:class:`FaithfulnessReport`).
+  ``faithful.json`` + CSV tables (:class:`FaithfulnessReport`); :func:`faithfulness_corpus` does it a
+  chunk at a time over a corpus, resumable after an interruption.
 
 >>> import headscope
 >>> insp = headscope.inspect("headscope/sentiment", "A dull film.")   # doctest: +SKIP
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from .ablation import AblationResult, HeadSpace, head_ablation, rank_correlations
 from .comparison import RankingComparison, RankingSummary, RowComparison, compare_rankings, summarise
+from .counterfactual import CounterfactualResult, counterfactual  # issue 15
 from .importance import ImportanceMethod, TokenImportance, list_methods, token_importance
 from .metrics import (
     ErasureOracle,
@@ -39,9 +44,11 @@ from .metrics import (
     top_k_count,
 )
 from .report import FaithfulnessReport, faithfulness_report
+from .corpus import faithfulness_corpus  # issue 13: resumable corpus runs
 
 __all__ = [
     "AblationResult",
+    "CounterfactualResult",
     "ErasureOracle",
     "FaithfulnessReport",
     "FlipResult",
@@ -52,9 +59,11 @@ __all__ = [
     "RowComparison",
     "TokenImportance",
     "compare_rankings",
+    "counterfactual",
     "decision_functions",
     "eraser_aopc",
     "erasure_flip",
+    "faithfulness_corpus",
     "faithfulness_report",
     "head_ablation",
     "kendall_tau",

@@ -1,7 +1,7 @@
 """Saving result folders atomically, and reading them back with their format checked.
 
-A folder is written under a temporary name beside its destination and renamed into place, so an
-interrupted save leaves either the old complete folder or the new one. Each folder's main JSON
+A folder is written under a temporary name beside its destination and renamed into place
+(:mod:`headscope.storage`), so an interrupted save leaves either the old complete folder or the new one. Each folder's main JSON
 file carries a ``"format"`` version that :func:`read_json` checks.
 """
 
@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..errors import InputError
 
 
-def save_folder(path: str | os.PathLike, files: dict[str, str]) -> Path:
+def save_folder(path: str | os.PathLike, files: dict[str, str], what: str = "result") -> Path:
     """Write ``files`` (name -> text) as the folder ``path``, replacing any folder there atomically.
+
+    The first file is the folder's main file: an existing ``path`` is replaced only when it holds
+    that file (a saved result of this kind) or is empty, never an unrelated folder
+    (:func:`headscope.storage.write_folder`).
 
     >>> save_folder(tmp / "result", {"result.json": "{}"}).name       # doctest: +SKIP
     'result'
     """
-    folder = Path(path)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        for name, text in files.items():
-            (staging / name).write_text(text, encoding="utf-8", newline="")
-        if folder.exists():
-            old = staging.with_name(staging.name + ".old")
-            folder.rename(old)
-            staging.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return storage.write_folder(path, files, marker=next(iter(files)), what=what)
 
 
 def dump_json(data: dict[str, Any], version: int) -> str:
@@ -58,8 +46,7 @@ def read_json(path: str | os.PathLike, name: str, what: str, version: int) -> di
         data = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise InputError(f"{file}: unreadable {what} ({err}); save it again") from None
-    found = data.pop("format", None) if isinstance(data, dict) else None
-    if found != version:
-        raise InputError(f"{file}: format {found!r} is not one this headscope reads ({version}); save the {what} "
-                         "again with this version")
+    if not isinstance(data, dict):
+        raise InputError(f"{file}: not a saved {what} (no JSON object); save it again")
+    storage.check_format(data.pop("format", None), (version,), file, what)
     return data

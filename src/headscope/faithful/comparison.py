@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inspection import display_token
 from ._common import as_examples
 from .importance import importance_of
 from .metrics import (
@@ -110,7 +111,7 @@ class RankingComparison:
             "".join(f"{'flip ' + k:>16}" for k in self.rankings)
         lines = [self.summary(), header]
         for r in self.rows:
-            lines.append(f"{r.decision[:16]:<16}" + "".join(f"{r.tau[m]:>14.3f}" for m in self.others)
+            lines.append(f"{display_token(r.decision)[:16]:<16}" + "".join(f"{r.tau[m]:>14.3f}" for m in self.others)
                          + "".join(f"{r.flip[k].fraction:>16.3f}" for k in self.rankings))
         return "\n".join(lines)
 

@@ -48,6 +48,7 @@ import torch
 
 from ..aggregate import reading_map
 from ..errors import InputError, NotApplicableError
+from ..inspection import display_token
 from ..readings import Flow, Head, HeadsMean, LayerMean, Reading, Rollout, Site, parse_reading
 from ._common import (
     EmbeddingOverride,
@@ -124,10 +125,11 @@ class TokenImportance:
                 for d, name in enumerate(self.decisions) for i, tok in enumerate(self.source_tokens)]
 
     def table(self, top: int = 5) -> str:
-        """Each decision with its ``top`` most important source tokens."""
+        """Each decision with its ``top`` most important source tokens, as words (``▁man`` -> ``man``)."""
         lines = [self.summary()]
         for d, name in enumerate(self.decisions):
-            lines.append(f"  {name!r:<16}" + "  ".join(f"{t} {v:+.4f}" for t, v in self.top(top, d)))
+            lines.append(f"  {display_token(name)!r:<16}"
+                         + "  ".join(f"{display_token(t)} {v:+.4f}" for t, v in self.top(top, d)))
         return "\n".join(lines)
 
     def summary(self) -> str:

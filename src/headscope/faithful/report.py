@@ -107,17 +107,54 @@ class FaithfulnessReport:
         if self.ablation is not None:
             files[_HEADS] = _csv([{"head": row["ablated"], **{k: v for k, v in row.items() if k not in ("ablated", "step")}}
                                   for row in self.ablation.to_rows()])
-        return save_folder(path, files)
+        return save_folder(path, files, what="faithfulness report")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FaithfulnessReport":
-        """Read a folder written by :meth:`save` (its format version checked)."""
+        """Read a folder written by :meth:`save` (its format version and the consistency of its
+        numbers checked: :class:`~headscope.errors.InputError` naming the file otherwise)."""
         data = read_json(path, _FILE, "faithfulness report", FORMAT_VERSION)
+        file = Path(path) / _FILE
         try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as err:
-            raise InputError(f"{Path(path) / _FILE}: fields do not make a faithfulness report ({err}); "
+            report = cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise InputError(f"{file}: fields do not make a faithfulness report ({type(err).__name__}: {err}); "
                              "save it again") from None
+        problem = report._inconsistency()
+        if problem:
+            raise InputError(f"{file}: {problem}; the file was edited or damaged: save the report again")
+        return report
+
+    def _inconsistency(self) -> str | None:
+        """What does not fit together in this report (for :meth:`load`), or ``None``."""
+        n = len(self.texts)
+        if len(self.predictions) != n or len(self.comparisons) != n:
+            return f"{n} texts but {len(self.predictions)} predictions and {len(self.comparisons)} comparisons"
+        for i, c in enumerate(self.comparisons):
+            for r in c.rows:
+                if set(r.tau) != set(c.others) or set(r.flip) != set(c.rankings):
+                    return f"example {i}, decision {r.decision!r}: methods {sorted(r.tau)} / {sorted(r.flip)} " \
+                           f"are not the compared {c.others} / {c.rankings}"
+        a = self.ablation
+        if a is None:
+            return None
+        if a.n_examples > n or len(a.per_token) != a.n_examples:
+            return f"the ablation has {a.n_examples} examples and {len(a.per_token)} per-token rows for {n} texts"
+        for m, v in a.per_example.items():
+            if v.shape != (len(a.configs), a.n_examples):
+                return f"ablation {m} per example has shape {list(v.shape)}, not [{len(a.configs)} ablations, " \
+                       f"{a.n_examples} examples]"
+            if m not in a.effects:
+                return f"ablation measure {m} has no effects"
+        for i, t in enumerate(a.per_token):
+            if t.ndim != 2 or t.shape[0] != len(a.configs):
+                return f"ablation per-token drops of example {i} have shape {list(t.shape)}"
+        if a.mode == "single":
+            for m, by_kind in a.effects.items():
+                if sum(v.size for v in by_kind.values()) != len(a.configs):
+                    return f"ablation {m} effects cover {sum(v.size for v in by_kind.values())} heads, " \
+                           f"not the {len(a.configs)} ablated"
+        return None
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

@@ -33,12 +33,18 @@ def _rows(reading: object) -> np.ndarray:
 
 
 def row_kendall(a: object, b: object) -> float:
-    """Mean over rows of Kendall τ-b between two readings of the same shape (constant rows count 0)."""
+    """Mean over rows of Kendall τ-b between two readings of the same shape.
+
+    Rows where τ is undefined (a constant row) are left out of the mean, as in
+    :func:`headscope.faithful.compare_rankings`, so that the two report the same number for the
+    same reading and rows; 0 when no row defines it.
+    """
     x, y = _rows(a), _rows(b)
     if x.shape != y.shape or x.ndim != 2:
         raise ShapeError(f"readings must have the same [rows, keys] shape, got {x.shape} and {y.shape}")
-    taus = [kendalltau(x[r], y[r]).statistic for r in range(x.shape[0])]
-    return float(np.mean(np.nan_to_num(np.asarray(taus, dtype=np.float64))))
+    taus = np.asarray([kendalltau(x[r], y[r]).statistic for r in range(x.shape[0])], dtype=np.float64)
+    finite = taus[np.isfinite(taus)]
+    return float(finite.mean()) if finite.size else 0.0
 
 
 def agreement_matrix(readings: Mapping[K, object]) -> tuple[list[K], np.ndarray]:

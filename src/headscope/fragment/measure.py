@@ -74,6 +74,20 @@ def decision_rows(insp: Inspection, kind: str) -> slice | int:
     return arch.decision_rows(len(insp.query_tokens(kind)), 1)[0]
 
 
+def explained_rows(insp: Inspection) -> slice | np.ndarray:
+    """The rows of the compared readings that are decisions worth explaining: every output token
+    that belongs to a word, special ones (a final ``</s>``) left out, as
+    :func:`headscope.faithful.compare_rankings` does; the one row of a label or next-token decision.
+
+    >>> explained_rows(headscope.inspect("headscope/en-fr", "A red car."))   # doctest: +SKIP
+    array([0, 1, 2, 3])
+    """
+    kind = compared_kind(insp)
+    if isinstance(decision_rows(insp, kind), int) or insp.target_word_ids is None:
+        return slice(None)
+    return np.array([t for t, w in enumerate(insp.target_word_ids) if w is not None], dtype=int)
+
+
 def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
     """Readings from the maps alone: single heads, layer means, the all-heads mean, rollout, flow.
 
@@ -120,7 +134,8 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
     -------
     Fragmentation
         Per kind, head disagreement and behaviours; Kendall τ between every pair of readings over
-        the source tokens that belong to a word (special tokens left out).
+        the source tokens that belong to a word (special tokens left out), averaged over the
+        decisions of :func:`explained_rows` (the rows ``headscope.faithful`` explains too).
 
     Examples
     --------
@@ -142,7 +157,8 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
     keep = np.array([w is not None for w in insp.source_word_ids])
     if keep.sum() < 2:
         raise InputError("need at least two source words to rank; give a longer text")
-    rows = {key: np.atleast_2d(r)[..., keep] for key, r in readings.items()}
+    explained = explained_rows(insp)
+    rows = {key: np.atleast_2d(r)[explained][..., keep] for key, r in readings.items()}
     shapes = {str(key): r.shape for key, r in rows.items()}
     if len(set(shapes.values())) != 1:
         raise InputError(f"readings have different shapes: {shapes}")

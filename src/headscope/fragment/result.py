@@ -21,8 +21,6 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import storage
 from ..errors import InputError
 from ..faithful import list_methods
 from ..models.architectures import architecture_named
@@ -311,8 +310,8 @@ class Fragmentation:
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``fragmentation.json`` (everything) and ``fragmentation.csv`` (:meth:`to_rows`) into folder ``path``.
 
-        The folder is written beside its destination and renamed into place, so an interrupted
-        save leaves the old complete folder or the new one. An existing folder is replaced only
+        The folder is written beside its destination and renamed into place
+        (:mod:`headscope.storage`), so an interrupted save leaves the old complete folder or the new one. An existing folder is replaced only
         if it holds nothing but a saved fragmentation.
 
         >>> Fragmentation.load(frag.save(tmp / "frag")).reading_names == frag.reading_names  # doctest: +SKIP
@@ -321,21 +320,8 @@ class Fragmentation:
         folder = Path(path)
         if folder.exists() and (not folder.is_dir() or {p.name for p in folder.iterdir()} - {_JSON, _CSV}):
             raise InputError(f"{folder} exists and is not a saved fragmentation; give a new or empty folder")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            (staging / _JSON).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-            (staging / _CSV).write_text(_csv(self.to_rows()), encoding="utf-8")
-            if folder.exists():
-                old = staging.with_name(staging.name + ".old")
-                folder.rename(old)
-                staging.rename(folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                staging.rename(folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return folder
+        files = {_JSON: json.dumps(self.to_dict(), ensure_ascii=False, indent=1), _CSV: _csv(self.to_rows())}
+        return storage.write_folder(folder, files, marker=_JSON, what="fragmentation")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Fragmentation":
@@ -353,12 +339,34 @@ class Fragmentation:
         except (ValueError, UnicodeDecodeError) as err:
             raise InputError(f"{file}: not readable JSON ({err}); compute and save the fragmentation again") from None
         try:
-            return cls.from_dict(data)
+            frag = cls.from_dict(data)
         except InputError as err:
             raise InputError(f"{file}: {err}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise InputError(f"{file}: fields do not match a fragmentation ({type(err).__name__}: {err}); "
                              "compute and save it again") from None
+        problem = frag._inconsistency()
+        if problem:
+            raise InputError(f"{file}: {problem}; the file was edited or damaged: compute and save it again")
+        return frag
+
+    def _inconsistency(self) -> str | None:
+        """What does not fit together in this fragmentation (for :meth:`load`), or ``None``."""
+        r = len(self.readings)
+        if self.tau.shape != (r, r):
+            return f"tau has shape {list(self.tau.shape)} for {r} readings"
+        for kind, kf in self.kinds.items():
+            n = kf.n_heads
+            if kf.labels.ndim != 2 or kf.labels.shape[0] != len(kf.layers) or kf.labels.size != n:
+                return f"{kind}: labels of shape {list(kf.labels.shape)} for {len(kf.layers)} layers and {n} heads"
+            if kf.sink_mass.shape != kf.labels.shape:
+                return f"{kind}: sink_mass has shape {list(kf.sink_mass.shape)}, labels {list(kf.labels.shape)}"
+            for name, m in (("js", kf.js), ("rank_correlation", kf.rank_correlation)):
+                if m.shape != (n, n):
+                    return f"{kind}: {name} has shape {list(m.shape)} for {n} heads"
+            if not (np.isfinite(kf.js).all() and np.isfinite(kf.sink_mass).all()):
+                return f"{kind}: js or sink_mass hold NaN or infinite values"
+        return None
 
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):

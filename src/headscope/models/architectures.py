@@ -10,10 +10,13 @@ instead of testing a string. Look one up with :func:`architecture_of` (a model) 
   the output is the next token (or a label, for a sequence-classification head).
 * :class:`EncoderDecoder` (``"encoder-decoder"``): Marian, BART, T5; ``encoder``, ``decoder`` and
   ``cross`` attention; the output is generated (or forced) text, or a label for a classifier head.
+* :class:`VisionEncoder` (``"vision-encoder"``): ViT, DeiT, BEiT, DINOv2; an encoder whose input is
+  an image cut into patches: its tokens are special tokens and a patch grid (:class:`TokenLayout`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -283,7 +286,93 @@ class EncoderDecoder(Architecture):
         return model.get_encoder().get_input_embeddings()
 
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (EncoderOnly(), DecoderOnly(), EncoderDecoder())}
+# -- vision: image encoders read on their patch grid (issue 18) --
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where each token of an image encoder's sequence sits.
+
+    ``tokens``: a name per token (``"[CLS]"``, ``"[DIST]"``, ``"[REG0]"``, ``"p(2,3)"``);
+    ``word_ids``: the patch index ``row * cols + col`` of each patch token, ``None`` for special
+    tokens; ``grid``: ``(rows, cols)`` of the patch grid.
+    """
+
+    tokens: list[str]
+    word_ids: list[int | None]
+    grid: tuple[int, int]
+
+    def position(self, i: int) -> tuple[int, int] | None:
+        """``(row, col)`` of token ``i`` on the grid, ``None`` for a special token."""
+        w = self.word_ids[i]
+        return None if w is None else divmod(w, self.grid[1])
+
+
+class VisionEncoder(EncoderOnly):
+    """Image encoders whose sequence is special tokens and a grid of patches (ViT, DeiT, BEiT, DINOv2,
+    YOLOS): self-attention is ``encoder``, the output a label; the input is ``pixel_values`` prepared
+    by the model's own image processor, and every token has a place on the patch grid or a name."""
+
+    name = "vision-encoder"
+
+    def prepare_images(self, processor: Any, images: list[Any]) -> torch.Tensor:
+        """``pixel_values [n, channels, H, W]`` of ``images`` (PIL images or arrays) by the model's processor."""
+        if processor is None or not callable(processor):
+            raise InputError("this image model was loaded without its image processor; pass (model, "
+                             "AutoImageProcessor.from_pretrained(...)) or a folder with preprocessor_config.json")
+        return processor(images=images, return_tensors="pt")["pixel_values"]
+
+    def patch_grid(self, model: Any, height: int, width: int) -> tuple[int, int]:
+        """``(rows, cols)`` of patches the model cuts an ``height x width`` input into."""
+        config = getattr(model.config, "vision_config", None) or model.config
+        patch = getattr(config, "patch_size", None)
+        if isinstance(patch, (list, tuple)):
+            ph, pw = int(patch[0]), int(patch[-1])
+        elif isinstance(patch, int):
+            ph = pw = patch
+        else:
+            raise UnsupportedModelError(f"{type(model).__name__} has no patch_size in its config: headscope "
+                                        "reads image encoders whose tokens are a grid of patches")
+        return height // ph, width // pw
+
+    def token_layout(self, model: Any, height: int, width: int, n_tokens: int) -> TokenLayout:
+        """Names and grid places of the ``n_tokens`` tokens of an ``height x width`` input.
+
+        Special tokens come first (``[CLS]``; DeiT's distillation token ``[DIST]``; registers
+        ``[REG0]``...), then the patches row by row; YOLOS appends its detection tokens ``[DET0]``...
+        """
+        rows, cols = self.patch_grid(model, height, width)
+        config = getattr(model.config, "vision_config", None) or model.config
+        n_special = n_tokens - rows * cols
+        trailing = int(getattr(config, "num_detection_tokens", 0) or 0) if config.model_type == "yolos" else 0
+        leading = n_special - trailing
+        if leading < 0:
+            raise UnsupportedModelError(
+                f"{type(model).__name__}: {n_tokens} tokens for a {rows}x{cols} patch grid; its sequence is not "
+                "special tokens plus one token per patch (a hierarchical or windowed model?)")
+        registers = int(getattr(config, "num_register_tokens", 0) or 0)
+        names = ["[CLS]"] if leading else []
+        if config.model_type == "deit" and leading == 2:
+            names.append("[DIST]")
+        names += [f"[REG{i}]" for i in range(min(registers, leading - len(names)))]
+        names += [f"[SPECIAL{i}]" for i in range(len(names), leading)]
+        tokens = names + [f"p({r},{c})" for r in range(rows) for c in range(cols)]
+        tokens += [f"[DET{i}]" for i in range(trailing)]
+        word_ids = [None] * leading + list(range(rows * cols)) + [None] * trailing
+        return TokenLayout(tokens, word_ids, (rows, cols))
+
+
+def is_vision_encoder(model: Any) -> bool:
+    """A non-causal single stack that reads ``pixel_values`` cut into patches (``config.patch_size``)."""
+    config = getattr(model, "config", None)
+    vision = getattr(config, "vision_config", None) or config
+    return (getattr(type(model), "main_input_name", None) == "pixel_values"
+            and getattr(vision, "patch_size", None) is not None
+            and not getattr(config, "is_encoder_decoder", False))
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (EncoderOnly(), DecoderOnly(), EncoderDecoder(),
+                                                                    VisionEncoder())}
 _LEGACY = {"classifier": "encoder"}  # format 1 inspections named encoder-only models "classifier"
 
 
@@ -312,7 +401,9 @@ def architecture_of(model: Any) -> Architecture:
         )
     if getattr(config, "is_encoder_decoder", False):
         return ARCHITECTURES["encoder-decoder"]
-    return ARCHITECTURES["decoder" if self_attention_is_causal(model) else "encoder"]
+    if self_attention_is_causal(model):
+        return ARCHITECTURES["decoder"]
+    return ARCHITECTURES["vision-encoder" if is_vision_encoder(model) else "encoder"]
 
 
 def decoder_inputs(model: Any, labels: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -349,7 +440,8 @@ def self_attention_is_causal(model: Any) -> bool:
 
     The config's own flag decides where there is one: ``is_decoder`` (BERT-like stacks, Reformer),
     ``causal`` (XLM), ``attn_type`` (XLNet: ``"bi"`` without a permutation mask). Otherwise a
-    model whose type is one of transformers' causal LMs is causal, whatever head it carries.
+    model whose type is one of transformers' causal LMs (or causal image models, ImageGPT) is causal,
+    whatever head it carries.
     """
     config = model.config
     flags = getattr(config, "__dict__", {})
@@ -366,9 +458,10 @@ def self_attention_is_causal(model: Any) -> bool:
         return False
     if type(model).__name__.endswith(("ForCausalLM", "LMHeadModel")):
         return True
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto import modeling_auto
 
-    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    return (model_type in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            or model_type in modeling_auto.MODEL_FOR_CAUSAL_IMAGE_MODELING_MAPPING_NAMES)
 
 
 def _own_shift(model: Any, labels: torch.Tensor) -> torch.Tensor | None:

@@ -23,6 +23,7 @@ DEFAULT_MODEL = "headscope/en-fr"
 SHIPPED_PREFIX = "headscope/"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
                     "sentencepiece.bpe.model", "source.spm", "tokenizer.model")
+_PROCESSOR_FILES = ("preprocessor_config.json",)  # image models: the image processor instead of a tokenizer
 
 
 @dataclass
@@ -72,6 +73,10 @@ def _auto_class(config: Any) -> type:
     architectures = getattr(config, "architectures", None) or []
     if any(a.endswith("ForSequenceClassification") for a in architectures):
         return AutoModelForSequenceClassification
+    if any(a.endswith(("ForImageClassification", "ForImageClassificationWithTeacher")) for a in architectures):
+        from transformers import AutoModelForImageClassification  # issue 18: image classifiers
+
+        return AutoModelForImageClassification
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) or getattr(config, "is_decoder", False):
         return AutoModelForCausalLM
     return AutoModel
@@ -167,6 +172,7 @@ def _load_named(name: str, dtype: torch.dtype, attn_implementation: str | None) 
         raise ModelNotFoundError(
             f"could not load model {name!r}: {_first_line(err)}. Fix: pass a folder written by save_pretrained, "
             "a reachable Hugging Face hub name, or a shipped model (`headscope models` lists them)") from None
+    _check_heads(name, config)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
@@ -174,8 +180,9 @@ def _load_named(name: str, dtype: torch.dtype, attn_implementation: str | None) 
     hf_logging.set_verbosity_error()
     try:
         net = _auto_class(config).from_pretrained(name, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as err:
+        images = net.main_input_name == "pixel_values"
+        tokenizer = _image_processor(name) if images else AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, ArithmeticError, SafetensorError) as err:
         raise ModelNotFoundError(
             f"could not load the weights or tokenizer of {name!r}: {_first_line(err)}. Fix: the folder needs "
             "config.json, complete weights matching that config, and the tokenizer files (write both with "
@@ -187,6 +194,30 @@ def _load_named(name: str, dtype: torch.dtype, attn_implementation: str | None) 
     return loaded
 
 
+def _image_processor(name: str) -> Any:
+    """The image processor saved with an image model: it prepares images for it (issue 18)."""
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(name)
+
+
+_HEAD_COUNTS = ("num_attention_heads", "encoder_attention_heads", "decoder_attention_heads", "n_head", "num_heads",
+                "n_heads")
+
+
+def _check_heads(name: str, config: Any) -> None:
+    """A config asking for no (or a negative number of) attention heads: one line, not a ZeroDivisionError."""
+    configs = [config, *(getattr(config, k, None) for k in ("text_config", "encoder", "decoder"))]
+    for cfg in configs:
+        for key in _HEAD_COUNTS:
+            value = getattr(cfg, key, None) if cfg is not None else None
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise ModelNotFoundError(
+                    f"could not load model {name!r}: its config.json sets {key}={value}, and every attention layer "
+                    "needs at least one head. Fix: correct config.json (or save the model again with "
+                    "save_pretrained)")
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__).rstrip(". ")
@@ -195,7 +226,7 @@ def _first_line(err: BaseException) -> str:
 def _check_folder(folder: Path) -> None:
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{folder} has no config.json; pass a folder written by save_pretrained")
-    if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+    if not any((folder / f).is_file() for f in _TOKENIZER_FILES + _PROCESSOR_FILES):
         raise ModelNotFoundError(
             f"{folder} has no tokenizer files (none of {', '.join(_TOKENIZER_FILES[:3])}, ...); save the tokenizer "
             "next to the model (tokenizer.save_pretrained(folder)) or pass a (model, tokenizer) pair")

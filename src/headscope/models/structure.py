@@ -162,16 +162,48 @@ def _matches(module: nn.Module, name: str, spec: Any) -> bool:
     return hit
 
 
-def _walk(module: nn.Module, name: str, tasks: list[tuple[str, Any]]) -> Iterator[tuple[list[str], str, nn.Module]]:
+def _walk(module: nn.Module, name: str, tasks: list[tuple[str, Any]],
+          towers: list[tuple[str, nn.Module]] | None = None,
+          texts: set[int] | None = None) -> Iterator[tuple[list[str], str, nn.Module]]:
     """``(keys, name, module)`` for every recorder match, submodels using their own declarations.
 
-    ``keys`` lists every attention output the module is declared for (two for a merged module)."""
+    ``keys`` lists every attention output the module is declared for (two for a merged module).
+    Submodels of another modality than the model's text (vision or audio towers of a multimodal
+    model, whose config is none of the text configs ``texts``) are left out and listed in ``towers``.
+    """
     for child_name, child in module.named_children():
         full = f"{name}.{child_name}"
-        yield from _walk(child, full, _recorders(child) if isinstance(child, PreTrainedModel) else tasks)
+        if isinstance(child, PreTrainedModel):
+            if texts is not None and towers is not None and id(getattr(child, "config", None)) not in texts:
+                towers.append((full, child))
+                continue
+            yield from _walk(child, full, _recorders(child), towers, texts)
+        else:
+            yield from _walk(child, full, tasks, towers, texts)
     keys = [key for key, spec in tasks if _matches(module, name, spec)]
     if keys:
         yield list(dict.fromkeys(keys)), name, module
+
+
+def _text_configs(config: Any) -> set[int]:
+    """Ids of the model's own config and of its text (and encoder / decoder) sub-configs."""
+    seen: list[Any] = []
+    level = [config]
+    for _ in range(3):
+        nxt = []
+        for cfg in level:
+            if cfg is None or any(cfg is s for s in seen):
+                continue
+            seen.append(cfg)
+            for key in ("text_config", "encoder", "decoder", "language_config"):
+                nxt.append(getattr(cfg, key, None))
+            for kwargs in ({}, {"decoder": True}):
+                try:
+                    nxt.append(cfg.get_text_config(**kwargs))
+                except (AttributeError, ValueError, TypeError):
+                    pass
+        level = nxt
+    return {id(cfg) for cfg in seen}
 
 
 def _heads(module: nn.Module, config: Any) -> int:
@@ -238,20 +270,40 @@ def _shared_applications(model: PreTrainedModel, arch: Architecture, sites: list
     return layers // len(mine)
 
 
+# Attention modules that return their pre-softmax scores (mask added) as output_attentions.
+_SCORES = {"squeezebert": ("encoder",), "prophetnet": ("encoder", "cross")}
+
+
 def _layouts(model: PreTrainedModel, found: list[tuple[list[str], str, nn.Module]],
              kinds: dict[int, str]) -> dict[str, str]:
-    """Kinds whose maps the model returns in another layout than ``[batch, heads, query, key]``."""
-    out: dict[str, str] = {}
+    """Kinds whose maps the model returns in another layout than ``[batch, heads, query, key]``
+    probabilities: pre-softmax scores, Longformer's bands, ProphetNet's n-gram streams."""
+    out: dict[str, str] = {kind: SCORES for kind in _SCORES.get(getattr(model.config, "model_type", ""), ())
+                           if kind in kinds.values()}
     for _, _, module in found:
         if any(isinstance(getattr(m, "one_sided_attn_window_size", None), int) for m in module.modules()):
             out[kinds[id(module)]] = BANDED
+    for _, _, module in found:
+        if any(hasattr(m, "num_chunks_before") for m in module.modules()):
+            out.setdefault(kinds[id(module)], CHUNKED)
+        if any(hasattr(m, "local_radius") and hasattr(m, "block_len") and not hasattr(m, "global_block_size")
+               for m in module.modules()):
+            out.setdefault(kinds[id(module)], BLOCKED)
     if isinstance(getattr(model.config, "ngram", None), int) and any(k == "cross" for k in kinds.values()):
-        out["cross"] = STREAMS
+        out["cross"] = STREAMS if out.get("cross") != SCORES else SCORES_STREAMS
     return out
 
 
-BANDED, STREAMS = "banded", "streams"  # layouts headscope converts (see _LAYOUT_NOTES)
-_LAYOUT_NOTES = {
+BANDED, STREAMS, SCORES, SCORES_STREAMS, CHUNKED = "banded", "streams", "scores", "scores+streams", "chunked"
+BLOCKED = "blocked"
+_LAYOUT_NOTES = {  # how each layout is returned (CHUNKED is kept as the model gives it)
+    BLOCKED: "{kind} maps: the model returns LongT5's local attention per block [blocks, heads, block, 3 blocks of "
+             "keys]; headscope returns them as [query, key] probabilities",
+    CHUNKED: "{kind} maps are kept in the model's own chunked layout [heads, chunks, chunk, keys of the "
+             "previous and current chunk] (Reformer; LSH layers in hash-sorted order), not [query, key]",
+    SCORES: "{kind} maps: the model returns pre-softmax scores; headscope returns their softmax (probabilities)",
+    SCORES_STREAMS: "{kind} maps: the model returns pre-softmax scores for every n-gram stream; headscope returns "
+                    "the softmax of the main stream's rows (one per target token)",
     BANDED: "{kind} maps: the model returns Longformer's banded local attention [query, global + window]; "
             "headscope returns them as [query, key] probabilities",
     STREAMS: "{kind} maps: the model returns the rows of every n-gram stream; headscope keeps the main stream's "
@@ -268,7 +320,15 @@ def describe(model: PreTrainedModel) -> ModelStructure:
     ('encoder', ('encoder',), 2)
     """
     arch = architecture_of(model)
-    found = list(_walk(model, "", _recorders(model)))
+    towers: list[tuple[str, nn.Module]] = []
+    found = list(_walk(model, "", _recorders(model), towers, _text_configs(model.config)))
+    notes: list[str] = []
+    tower_sites = [site for name, tower in towers for site in _walk(tower, name, _recorders(tower))]
+    if found and tower_sites:
+        notes.append(f"attention of {', '.join(sorted({n.rsplit('.', 1)[-1] for n, _ in towers}))} (another "
+                     "modality) left out, as in the model's output_attentions")
+    elif tower_sites:
+        found = tower_sites
     source = "output recorders"
     if not found:
         found, source = [(["attentions"], n, m) for _, n, m in _attention_modules(model)], "attention modules"
@@ -281,7 +341,6 @@ def describe(model: PreTrainedModel) -> ModelStructure:
     sites: list[AttentionSite] = []
     modules: dict[int, AttentionSite] = {}
     kinds: dict[int, str] = {}
-    notes: list[str] = []
     for index, (keys, name, module) in enumerate(found):
         kind = _kind(keys[0], id(module) in encoder_ids, arch, name)
         others = [_kind(k, id(module) in encoder_ids, arch, name) for k in keys[1:]]

@@ -14,7 +14,7 @@ import transformers as tf
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from ..errors import UnsupportedModelError
+from ..errors import InputError, UnsupportedModelError
 
 _CORPUS = [
     "A man in a red shirt is riding a bike down the street.",
@@ -127,6 +127,11 @@ def build_tiny(family: str, *, layers: int = 2, heads: int = 4, width: int = 32,
     """A tiny random ``(model, tokenizer)`` pair of ``family``, in eval mode, built offline."""
     if family not in _MODEL_CLASSES:
         raise UnsupportedModelError(f"no tiny model for family {family!r}; choose from {FAMILIES}")
+    for key, value in (("layers", layers), ("heads", heads), ("width", width), ("ffn", ffn)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{key}={value!r}: a tiny model needs a positive whole number")
+    if width % heads:
+        raise InputError(f"width={width} is not a multiple of heads={heads}: each head gets width / heads dimensions")
     style = "wordpiece" if family in ENCODERS else "bytelevel" if family in DECODERS else "metaspace"
     tokenizer = tiny_tokenizer(style)
     if family in SEQ2SEQ:

@@ -49,6 +49,20 @@ _CDN_TAG = re.compile(r'<script src="https?://[^"]*require[^"]*"></script>')
 _REQUIRE_CONFIG = re.compile(r"require\.config\(\{.*?\}\);", re.S)
 _VIS_ID = re.compile(r"bertviz-[0-9a-f]{32}")
 
+#: The head view as bertviz draws it is ~115 px of lines between the token columns, each line at
+#: opacity weight / (heads shown): with all heads on, faint hairlines. headscope widens the space
+#: between the columns, thickens the lines and draws them at opacity sqrt(weight / heads shown)
+#: (monotone in the weight, as before, but a weight of 0.1 of one of 4 heads is visible: 0.16,
+#: not 0.025). The caption says so.
+HEAD_VIEW_PATCHES = (
+    ("const MATRIX_WIDTH = 115;", "const MATRIX_WIDTH = 360;"),
+    ("const BOXWIDTH = 110;", "const BOXWIDTH = 130;"),
+    ('.attr("stroke-width", 2)', '.attr("stroke-width", 3)'),
+    ("return d / activeHeads()", "return Math.sqrt(d / activeHeads())"),
+)
+HEAD_VIEW_NOTE = ("Line opacity is √(weight / heads shown), so that weak links stay visible; "
+                  "click a head's colour square to hide or show it, double-click it to show it alone.")
+
 
 class HTMLPage(str):
     """An HTML page as a ``str``; Jupyter shows it inline (in an isolated iframe)."""
@@ -242,6 +256,11 @@ def bertviz_fragment(insp: Inspection, view: str = "head", *, layers: Sequence[i
     shown, head_list, data = _select(insp, chosen, layers, heads)
     raw = _bertviz_html(insp, view, chosen, shown, head_list, data, decimals)
     raw = _compact_params(raw)
+    if view == "head":
+        for old, new in HEAD_VIEW_PATCHES:
+            if old not in raw:
+                raise RuntimeError(f"bertviz's head view changed: {old!r} not found; update HEAD_VIEW_PATCHES")
+            raw = raw.replace(old, new)
     raw = _CDN_TAG.sub("", raw)
     raw = _REQUIRE_CONFIG.sub("/* headscope: d3 and jquery are defined inline (offline) */", raw, count=1)
     raw = _VIS_ID.sub("bertviz-ID", raw)
@@ -261,6 +280,8 @@ def _caption(insp: Inspection, view: str, kinds: list[str], shown: list[int], he
     if any(insp.architecture.query_is_target(k) for k in kinds):
         parts.append("Decoder positions are labelled by the token they output (their input is the previous "
                      "output, or the start token).")
+    if view == "head":
+        parts.append(HEAD_VIEW_NOTE)
     parts.append("A picture of the weights (plausibility), not evidence of alignment or faithfulness.")
     return " ".join(parts)
 

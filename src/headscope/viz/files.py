@@ -10,7 +10,9 @@ import os
 import uuid
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+from ..errors import InputError
+
+__all__ = ["check_destination", "write_atomic"]
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
@@ -47,3 +49,25 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
     finally:
         tmp.unlink(missing_ok=True)  # gone after the rename; removes the leftover of a failed write
     return out
+
+
+def check_destination(out: Path, given: str | os.PathLike[str] | None = None) -> None:
+    """Refuse, with an :class:`~headscope.errors.InputError` naming the path and the fix, to write the
+    file ``out`` where that cannot work: ``out`` is a folder, or a folder on its way is a file.
+
+    ``given`` is the path as the caller passed it (named in the message when it differs from ``out``).
+
+    >>> check_destination(Path("/tmp/report.html"))
+    """
+    shown = f"{out} (from {given})" if given is not None and Path(given) != out else str(out)
+    if out.is_dir():
+        raise InputError(f"cannot write {shown}: it is a folder; give a file name ending in .html, or a folder "
+                         "that does not hold a folder named like the file")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                hint = (" (a path not ending in .html is a folder that gets report.html)"
+                        if given is not None and Path(given) == parent else "")
+                raise InputError(f"cannot write {shown}: {parent} is a file, not a folder{hint}; give a new "
+                                 ".html file name or a folder")
+            break

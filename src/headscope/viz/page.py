@@ -29,6 +29,7 @@ main{padding:0 1.5em 2em 1.5em}
 section.claim{background:#fff;border:1px solid #ddd;border-left:6px solid #999;margin:1.2em 0;padding:.6em 1.2em}
 section.alignment{border-left-color:#2b8cbe}section.plausible{border-left-color:#d95f0e}
 section.faithful{border-left-color:#31a354}section.fragmentation{border-left-color:#756bb1}
+section.localisation{border-left-color:#2b8cbe}
 .claimtag{display:inline-block;font-size:.75em;text-transform:uppercase;letter-spacing:.06em;padding:.15em .5em;
 border-radius:3px;background:#eee;margin-right:.5em;vertical-align:middle}
 .question{color:#555;font-style:italic;margin-top:-.4em}
@@ -46,6 +47,8 @@ pre{font-size:.8em;background:#f4f4f4;padding:.5em;overflow-x:auto}
 #: claim -> (title, the question the section answers, tag); in page order.
 CLAIMS: dict[str, tuple[str, str, str]] = {
     "alignment": ("Alignment", "Do the weights mark real correspondences? Scored against gold links.", "claim"),
+    "localisation": ("Localisation", "Do the weights mark the object? Scored against its mask on the patch grid.",
+                     "claim"),  # images (issue 18): the alignment claim of vision
     "plausible": ("Plausible", "Does it look right to a person? Shown, not measured.", "claim"),
     "faithful": ("Faithful", "Did those inputs drive the output? Ablation, erasure, gradients.", "claim"),
     "fragmentation": ("Fragmentation", "How far do the readings (heads, layers, aggregates) disagree?",

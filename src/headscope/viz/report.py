@@ -9,7 +9,8 @@ draw for it, each section headed by the claim it supports (one module each in
 * **Plausible** - pictures for a person: the bipartite link picture, word-level matrices
   (heads averaged, rollout), the bertviz head and model views. They show; they measure nothing.
 * **Faithful** - interventions on the model: head ablation and token importance (gradients,
-  leave-one-out erasure) with Kendall τ between the readings.
+  leave-one-out erasure) with Kendall τ between the readings; counterfactual attention (uniform,
+  permuted and adversarial maps swapped in during the forward, :mod:`.sections.counterfactual`).
 * **Fragmentation** - how far the single-map reading breaks apart.
 
 A section is marked *not applicable* only when its claim is not defined for the input (a
@@ -31,11 +32,13 @@ from headscope.errors import NotApplicableError
 from headscope.inspection import Inspection
 
 from .bertviz import offline_scripts
-from .files import write_atomic
+from .files import check_destination, write_atomic
 from .page import Section, page_html
 from .sections.alignment import Gold, alignment_section, parse_gold
+from .sections.counterfactual import counterfactual_block
 from .sections.faithful import faithful_section
 from .sections.fragmentation import fragmentation_section
+from .sections.image import image_report
 from .sections.plausible import plausible_section
 
 __all__ = ["build_report", "report"]
@@ -55,7 +58,7 @@ def build_report(insp: Inspection, gold: Gold | None = None, *, convention: str 
                  bertviz: bool = True, bertviz_layers: Sequence[int] | None = None,
                  bertviz_heads: Sequence[int] | None = None, decimals: int = 3, faithful: bool = True,
                  importance_methods: Sequence[str] = IMPORTANCE_METHODS, fragmentation: bool = True,
-                 min_weight: float = 0.1) -> str:
+                 min_weight: float = 0.1, counterfactual: bool = True) -> str:
     """The report page of ``insp`` as a string (see :func:`report` for the parameters).
 
     Returns
@@ -63,6 +66,8 @@ def build_report(insp: Inspection, gold: Gold | None = None, *, convention: str 
     str
         The HTML document.
     """
+    if insp.patch_grid is not None:  # an image: its maps on the patch grid; gold is the object mask (issue 18)
+        return image_report(insp, gold, faithful=faithful, fragmentation=fragmentation)
     links = parse_gold(gold)
     rows = convention or align.DEFAULT_CONVENTION
     with warnings.catch_warnings():
@@ -75,6 +80,8 @@ def build_report(insp: Inspection, gold: Gold | None = None, *, convention: str 
                    min_weight=min_weight),
             _claim("faithful", faithful_section, insp, run=faithful, methods=importance_methods),
         ]
+        if faithful and counterfactual and insp.loaded is not None:  # counterfactual attention (issue 15)
+            counterfactual_block(sections[-1], insp)
         if fragmentation:
             sections.append(_claim("fragmentation", fragmentation_section, insp, faithful=faithful))
     return page_html(insp, sections, offline_scripts() if bertviz else "")
@@ -84,7 +91,7 @@ def report(insp: Inspection, path: str | os.PathLike[str], gold: Gold | None = N
            convention: str | None = None, bertviz: bool = True, bertviz_layers: Sequence[int] | None = None,
            bertviz_heads: Sequence[int] | None = None, decimals: int = 3, faithful: bool = True,
            importance_methods: Sequence[str] = IMPORTANCE_METHODS, fragmentation: bool = True,
-           min_weight: float = 0.1) -> Path:
+           min_weight: float = 0.1, counterfactual: bool = True) -> Path:
     """Write one self-contained HTML page about ``insp``.
 
     Parameters
@@ -96,7 +103,9 @@ def report(insp: Inspection, path: str | os.PathLike[str], gold: Gold | None = N
     gold
         Gold links of this sentence pair (see :func:`~headscope.viz.parse_gold`), word indices
         from 0 over the inspection's words (inspect with ``is_split_into_words=True`` to control
-        the words). ``None``: the alignment section says it is not scored.
+        the words). ``None``: the alignment section says it is not scored. For an image inspection
+        (:mod:`headscope.viz.sections.image`): the object's ``[height, width]`` boolean mask, scored
+        by the localisation section.
     convention
         Decoder-step rows of cross attention, ``"naive"`` or ``"shift"`` (default
         :data:`headscope.align.DEFAULT_CONVENTION`).
@@ -112,6 +121,9 @@ def report(insp: Inspection, path: str | os.PathLike[str], gold: Gold | None = N
         Include the fragmentation section.
     min_weight
         Lightest link drawn in the bipartite picture.
+    counterfactual
+        Add counterfactual attention (uniform, permuted, adversarial maps; Jain & Wallace 2019) to the
+        faithful section (with ``faithful``).
 
     Returns
     -------
@@ -132,7 +144,9 @@ def report(insp: Inspection, path: str | os.PathLike[str], gold: Gold | None = N
     out = Path(path)
     if out.suffix.lower() not in (".html", ".htm"):
         out = out / "report.html"
+    check_destination(out, path)  # before the work: a bad path fails at once, naming it
     page = build_report(insp, gold, convention=convention, bertviz=bertviz, bertviz_layers=bertviz_layers,
                         bertviz_heads=bertviz_heads, decimals=decimals, faithful=faithful,
-                        importance_methods=importance_methods, fragmentation=fragmentation, min_weight=min_weight)
+                        importance_methods=importance_methods, fragmentation=fragmentation, min_weight=min_weight,
+                        counterfactual=counterfactual)
     return write_atomic(out, page)

@@ -26,8 +26,10 @@ an AER heatmap are **alignment** evidence; a bare matrix or bipartite picture is
 
 from .canvas import save, to_bytes, to_data_uri, to_svg
 from .charts import bars, fragmentation_summary
+from .counterfactual import swap_by_layer, swap_scatter
 from .grids import ablation_heatmap, aer_heatmap, heatmap, kendall_matrix, layer_head_heatmap
 from .links import alignment_matrix, bipartite
+from .scale import scale_study
 
 __all__ = [
     "ablation_heatmap",
@@ -40,6 +42,9 @@ __all__ = [
     "kendall_matrix",
     "layer_head_heatmap",
     "save",
+    "scale_study",
+    "swap_by_layer",
+    "swap_scatter",
     "to_bytes",
     "to_data_uri",
     "to_svg",

@@ -23,8 +23,8 @@ from headscope.errors import InputError, ShapeError
 
 from ..files import write_atomic
 
-__all__ = ["METADATA", "RC", "annotate_cells", "check_matrix", "draw_mesh", "new_figure", "save", "to_bytes",
-           "to_data_uri", "to_svg"]
+__all__ = ["METADATA", "RC", "annotate_cells", "check_matrix", "data_range", "draw_mesh", "new_figure", "save",
+           "scale_label", "to_bytes", "to_data_uri", "to_svg"]
 
 #: matplotlib settings of every figure: fixed SVG salt, text as paths, no path simplification.
 RC: dict[str, Any] = {"svg.hashsalt": "headscope", "svg.fonttype": "path", "path.simplify": False, "font.size": 9}
@@ -53,6 +53,32 @@ def check_matrix(matrix: Any, rows: Sequence[str] | None, cols: Sequence[str] | 
     if cols is not None and len(cols) != m.shape[1]:
         raise ShapeError(f"{len(cols)} column labels for {m.shape[1]} columns")
     return m
+
+
+def data_range(m: np.ndarray, lo: float | None = None, hi: float | None = None) -> tuple[float, float]:
+    """The colour scale ``(lo, hi)`` of matrix ``m``: the given ends, the others from its finite values.
+
+    A scale that would be empty (all values equal) is widened by a little so that it still draws.
+
+    >>> data_range(np.array([[0.1, 0.4], [np.nan, 0.2]]), lo=0.0)
+    (0.0, 0.4)
+    """
+    finite = m[np.isfinite(m)]
+    lo = float(finite.min()) if lo is None and finite.size else (0.0 if lo is None else float(lo))
+    hi = float(finite.max()) if hi is None and finite.size else (1.0 if hi is None else float(hi))
+    if hi <= lo:
+        hi = lo + (abs(lo) * 1e-3 or 1e-3)
+    return lo, hi
+
+
+def scale_label(label: str | None, lo: float, hi: float, fitted: bool) -> str:
+    """A colour-bar label that states the scale: ``"weight (scale 0 to 0.43, fitted to the data)"``.
+
+    >>> scale_label("AER", 0.0, 1.0, fitted=False)
+    'AER (scale 0 to 1)'
+    """
+    what = f"scale {lo:.3g} to {hi:.3g}" + (", fitted to the data" if fitted else "")
+    return f"{label} ({what})" if label else what
 
 
 def draw_mesh(ax: Any, m: np.ndarray, cmap: str, vmin: float | None, vmax: float | None, norm: Any = None) -> Any:

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 from headscope.errors import InputError, ShapeError
 from headscope.readings import Head
 
-from .canvas import RC, annotate_cells, check_matrix, draw_mesh, new_figure
+from .canvas import RC, annotate_cells, check_matrix, data_range, draw_mesh, new_figure, scale_label
 
 __all__ = ["ablation_heatmap", "aer_heatmap", "heatmap", "kendall_matrix", "layer_head_heatmap"]
 
@@ -35,7 +35,8 @@ def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str], *
     title
         Axes title.
     cmap, vmin, vmax
-        Colour map and scale.
+        Colour map and scale; an end left ``None`` is the data's own minimum / maximum, so the
+        colours spread over the values there are. The colour bar states the scale.
     center
         Makes a diverging colour scale symmetric around this value (effects, correlations).
     annotate
@@ -55,6 +56,7 @@ def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str], *
     m = check_matrix(matrix, row_labels, col_labels)
     rows, cols = m.shape
     norm = None
+    fitted = vmin is None or vmax is None
     if center is not None:
         finite = m[np.isfinite(m)]
         span = float(np.max(np.abs(finite - center))) if finite.size else 1.0
@@ -63,6 +65,9 @@ def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str], *
         hi = center + span if vmax is None else vmax
         norm = matplotlib.colors.TwoSlopeNorm(vcenter=center, vmin=min(lo, center - 1e-12),
                                               vmax=max(hi, center + 1e-12))
+    else:
+        lo, hi = data_range(m, vmin, vmax)
+        vmin, vmax = lo, hi
     with matplotlib.rc_context(RC):
         fig = new_figure(1.8 + cell * cols, 1.2 + cell * rows)
         ax = fig.add_subplot()
@@ -76,7 +81,7 @@ def heatmap(matrix: Any, row_labels: Sequence[str], col_labels: Sequence[str], *
             ax.set_xlabel(xlabel)
         if ylabel:
             ax.set_ylabel(ylabel)
-        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.02, label=colorbar_label or "")
+        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.02, label=scale_label(colorbar_label, lo, hi, fitted))
         if title:
             ax.set_title(title, fontsize=9)
         fig.tight_layout()

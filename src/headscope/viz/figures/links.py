@@ -14,7 +14,7 @@ from matplotlib.path import Path as MPath
 
 from headscope.errors import InputError
 
-from .canvas import RC, check_matrix, draw_mesh, new_figure
+from .canvas import RC, check_matrix, data_range, draw_mesh, new_figure, scale_label
 
 __all__ = ["alignment_matrix", "bipartite"]
 
@@ -29,7 +29,7 @@ def _as_links(links: Iterable[Sequence[int]] | None) -> set[Link]:
 def alignment_matrix(matrix: Any, src_words: Sequence[str], tgt_words: Sequence[str], *,
                      sure: Iterable[Sequence[int]] | None = None, possible: Iterable[Sequence[int]] | None = None,
                      predicted: Iterable[Sequence[int]] | None = None, title: str | None = None,
-                     cmap: str = "Greys", vmax: float | None = 1.0, cell: float = 0.38) -> Figure:
+                     cmap: str = "Greys", vmax: float | None = None, cell: float = 0.38) -> Figure:
     """A word-level ``[target words, source words]`` map as flat blocks, source words along the bottom.
 
     Parameters
@@ -46,7 +46,8 @@ def alignment_matrix(matrix: Any, src_words: Sequence[str], tgt_words: Sequence[
     title
         Axes title.
     cmap, vmax
-        Colour map and top of the 0-based colour scale.
+        Colour map and top of the 0-based colour scale (default: the map's largest weight, so a
+        diffuse map such as a rollout is not drawn near-white; the colour bar states the scale).
     cell
         Inches per word.
 
@@ -67,7 +68,8 @@ def alignment_matrix(matrix: Any, src_words: Sequence[str], tgt_words: Sequence[
     with matplotlib.rc_context(RC):
         fig = new_figure(1.6 + cell * n_s, 1.2 + cell * n_t)
         ax = fig.add_subplot()
-        mesh = draw_mesh(ax, m, cmap, 0.0, vmax)
+        lo, hi = data_range(m, 0.0, vmax)
+        mesh = draw_mesh(ax, m, cmap, lo, hi)
         ax.set_xticks(range(n_s), list(src_words), rotation=60, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(n_t), list(tgt_words))
         ax.set_xlabel("source words")
@@ -85,7 +87,8 @@ def alignment_matrix(matrix: Any, src_words: Sequence[str], tgt_words: Sequence[
         for s, t in sorted(_as_links(predicted)):
             (dot,) = ax.plot([s], [t], marker="o", markersize=3.5, color="#1f77b4", linestyle="none")
             dot.set_gid("predicted")
-        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.02, label="weight")
+        fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.02,
+                     label=scale_label("weight", lo, hi, fitted=vmax is None))
         if title:
             ax.set_title(title, fontsize=9)
         fig.tight_layout()

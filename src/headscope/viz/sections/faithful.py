@@ -15,7 +15,8 @@ import numpy as np
 
 from headscope import faithful
 from headscope.errors import NotApplicableError
-from headscope.inspection import Inspection
+from headscope.fragment.measure import explained_rows
+from headscope.inspection import Inspection, display_token
 
 from ..figures import ablation_heatmap, bars, heatmap, kendall_matrix
 from ..page import Section, escape
@@ -37,30 +38,35 @@ def _name(importance: faithful.TokenImportance) -> str:
     return f"{importance.method} ({importance.reading.label})"
 
 
-def _importance(section: Section, importances: Sequence[faithful.TokenImportance]) -> None:
-    """The Kendall τ matrix between the methods' rankings and one figure per method."""
+def _importance(section: Section, importances: Sequence[faithful.TokenImportance],
+                explained: np.ndarray | slice) -> None:
+    """The Kendall τ matrix between the methods' rankings (over the ``explained`` decisions, the rows
+    ``headscope faithful`` and ``headscope fragment`` average over too) and one figure per method."""
     first = importances[0]
     keep = None if first.special is None else ~np.asarray(first.special, dtype=bool)
     scores = [np.asarray(imp.scores, dtype=float) for imp in importances]
-    tau = np.array([[_mean_tau(a, b, keep) for b in scores] for a in scores])
+    tau = np.array([[_mean_tau(a[explained], b[explained], keep) for b in scores] for a in scores])
     several = len(first.decisions) > 1
     section.add("<p>Token importance by several methods; agreement of their rankings as Kendall τ "
                 "(Jain &amp; Wallace 2019), special tokens left out"
-                + (", mean over the output tokens" if several else "") + ".</p>")
+                + (", mean over the output tokens that are words (a final &lt;/s&gt; is not explained, as in "
+                   "<code>headscope faithful</code>)" if several else "") + ".</p>")
     section.figure(kendall_matrix(tau, [_name(imp) for imp in importances]),
                    "Kendall τ between token-importance readings: attention-based readings agreeing with gradient / "
                    "leave-one-out ones is evidence (not proof) that the attention tracks what drove the output.")
     for imp, values in zip(importances, scores):
+        sources = [display_token(t) for t in imp.source_tokens]
+        decisions = [display_token(d) for d in imp.decisions]
         if several:
-            fig = heatmap(values, imp.decisions, imp.source_tokens, cmap="RdBu_r", center=0.0,
+            fig = heatmap(values, decisions, sources, cmap="RdBu_r", center=0.0,
                           title=f"{_name(imp)} importance", xlabel="source token", ylabel="output token",
-                          annotate=False)
+                          annotate=False, colorbar_label="importance")
         else:
-            fig = bars(values[0].tolist(), imp.source_tokens, xlabel="score",
-                       title=f"{_name(imp)} importance for {imp.decisions[0]}")
+            fig = bars(values[0].tolist(), sources, xlabel="score",
+                       title=f"{_name(imp)} importance for {decisions[0]}")
         section.figure(fig, f"Importance of each source token by <code>{escape(_name(imp))}</code>"
                             + (" for each output token (teacher forcing)." if several
-                               else f" for the decision {escape(imp.decisions[0])}."))
+                               else f" for the decision {escape(decisions[0])}."))
 
 
 def faithful_section(insp: Inspection, *, run: bool, methods: Sequence[str]) -> Section:
@@ -103,5 +109,5 @@ def faithful_section(insp: Inspection, *, run: bool, methods: Sequence[str]) -> 
         except NotApplicableError as err:
             section.note(f"Token importance by <code>{escape(method)}</code>: <b>not applicable</b> ({escape(err)}).")
     if importances:
-        _importance(section, importances)
+        _importance(section, importances, explained_rows(insp))
     return section

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from headscope import aggregate, fragment
-from headscope.inspection import Inspection
+from headscope.inspection import Inspection, display_token
 from headscope.readings import HeadsMean, LayerMean, Reading, Rollout
 
 from ..bertviz import bertviz_fragment
@@ -53,18 +53,18 @@ def _source_side(section: Section, insp: Inspection, kind: str, last: int) -> No
     """Views of a self-attention map: the word x word matrix and what the deciding position reads."""
     layer = LayerMean(kind, last)
     m, keys, queries = word_map(insp, layer)
-    section.figure(heatmap(m, queries, keys, title=_title(layer), cmap="Greys", vmin=0.0, vmax=1.0,
+    section.figure(heatmap(m, queries, keys, title=_title(layer), cmap="Greys", vmin=0.0, colorbar_label="weight",
                            xlabel="attended word", ylabel="attending word", annotate=False),
                    _caption(layer, "Word-level self-attention of the last layer (special tokens left out), "
                                    "flat blocks."))
     row = fragment.decision_rows(insp, kind)
     if isinstance(row, int):
-        tokens = insp.key_tokens(kind)
+        tokens = [display_token(t) for t in insp.key_tokens(kind)]
+        reader = display_token(insp.query_tokens(kind)[row])
         weights = aggregate.reading_map(insp, layer)[row]
-        section.figure(bars(weights.tolist(), tokens, xlabel="weight",
-                            title=f"{_title(layer)}: what {insp.query_tokens(kind)[row]} reads"),
+        section.figure(bars(weights.tolist(), tokens, xlabel="weight", title=f"{_title(layer)}: what {reader} reads"),
                        _caption(layer, f"What the position that carries the decision (token {row}, "
-                                       f"{escape(insp.query_tokens(kind)[row])}) reads: its weight on every token."))
+                                       f"{escape(reader)}) reads: its weight on every token."))
 
 
 def plausible_section(insp: Inspection, *, convention: str, bertviz: bool, bertviz_layers: Sequence[int] | None,

