@@ -120,7 +120,8 @@ def row_kendall_many(maps: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Kendall τ-b of many maps against one reading, row by row, averaged over rows.
 
     ``maps`` ``[N, rows, keys]``, ``target`` ``[rows, keys]`` -> ``[N]``; the same numbers as
-    :func:`headscope.fragment.row_kendall` of each map (constant rows count 0), in one pass.
+    :func:`headscope.fragment.row_kendall` of each map in one pass: rows where τ is undefined (a
+    constant row) are left out of the mean, 0 when no row defines it.
     """
     x = np.asarray(maps, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
@@ -131,28 +132,30 @@ def row_kendall_many(maps: np.ndarray, target: np.ndarray) -> np.ndarray:
     dy = np.sign(y[..., i] - y[..., j])          # [rows, pairs]
     num = (dx * dy).sum(-1)
     den = np.sqrt((dx * dx).sum(-1) * (dy * dy).sum(-1))
-    tau = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    return tau.mean(-1)
+    defined = den > 0
+    tau = np.divide(num, den, out=np.zeros_like(num), where=defined)
+    count = defined.sum(-1)
+    return np.divide(tau.sum(-1), count, out=np.zeros(len(x)), where=count > 0)
 
 
-def crossfit_top(per_text: np.ndarray) -> tuple[int, float]:
+def crossfit_top(per_text: np.ndarray) -> tuple[int, np.ndarray]:
     """The head that agrees best with leave-one-out, and its τ measured on texts it was not chosen on.
 
     ``per_text`` ``[texts, heads]``. Texts are split in two folds (even / odd position); each
     fold's head is the best on the other fold, and its τ is read on this one. Returns the head
-    best over all texts (for naming) and the mean of the cross-fitted τ over all texts. With a
-    single text the choice is in-sample.
+    best over all texts (for naming) and the cross-fitted τ of every text. With a single text the
+    choice is in-sample.
     """
     t = np.asarray(per_text, dtype=np.float64)
     if len(t) < 2:
         pick = int(np.argmax(t.mean(0)))
-        return pick, float(t[:, pick].mean())
+        return pick, t[:, pick]
     fold = np.arange(len(t)) % 2
     out = np.empty(len(t))
     for f in (0, 1):
         pick = int(np.argmax(t[fold != f].mean(0)))
         out[fold == f] = t[fold == f, pick]
-    return int(np.argmax(t.mean(0))), float(out.mean())
+    return int(np.argmax(t.mean(0))), out
 
 
 def extra_readings(insp: headscope.Inspection, kind: str) -> list[Reading]:
@@ -264,7 +267,7 @@ def _suffix(r: Reading) -> str:
 def study(name: str, args: argparse.Namespace, reviews: list[str] | None = None,
           unavailable: dict[str, str] | None = None) -> dict[str, Any]:
     """One row of the table for model ``name``: alignment (translators), disagreement, τ with leave-one-out."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     unavailable = {} if unavailable is None else unavailable
     loaded = headscope.load(name)
     arch = loaded.architecture
@@ -272,6 +275,7 @@ def study(name: str, args: argparse.Namespace, reviews: list[str] | None = None,
                            "kind": arch.decision_kind()}
     if arch.has_target:  # gold word alignments need target words
         row.update(alignment(loaded, args.convention, args.hansards))
+        row["seconds_alignment"] = round(time.perf_counter() - t0, 1)
         sources, refs = multi30k(args.data, args.multi30k)
         insps = headscope.inspect(loaded, sources, target=refs, batch_size=16)
         row["texts"] = f"{len(sources)} multi30k test_2016_flickr pairs (forced references)"
@@ -287,30 +291,37 @@ def study(name: str, args: argparse.Namespace, reviews: list[str] | None = None,
     rows_rule = decision_rows(insps[0], kind)
     row["decision_rows"] = "every target row" if isinstance(rows_rule, slice) else f"row {rows_rule} ([CLS])"
 
+    t1 = time.perf_counter()
     per = [measure_inspection(insp, unavailable) for insp in insps]
+    row["seconds_measures"] = round(time.perf_counter() - t1, 1)  # leave-one-out, maps, τ
     head_tau = np.stack([p["head_tau"] for p in per])          # [texts, heads]
     top, top_tau = crossfit_top(head_tau)
+    se = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")  # noqa: E731
     names = [Head(kind, layer, h).name for layer in layers for h in range(n_heads)]
     row.update(mean_js=float(np.mean([p["js"] for p in per])),
                effective_maps=float(np.mean([p["effective_maps"] for p in per])),
                sink_mass=float(np.mean([p["sink"] for p in per])),
                focused_share=float(np.mean([p["focused"] for p in per])),
-               top_tau_head=names[top], tau_loo_top_head=top_tau,
+               top_tau_head=names[top], tau_loo_top_head=float(top_tau.mean()), tau_loo_top_head_se=se(top_tau),
                tau_loo_top_head_in_sample=float(head_tau[:, top].mean()))
     if "best_head" in row:
-        row["tau_loo_best_head"] = float(head_tau[:, names.index(row["best_head"])].mean())
+        best = head_tau[:, names.index(row["best_head"])]
+        row["tau_loo_best_head"], row["tau_loo_best_head_se"] = float(best.mean()), se(best)
     for r in dict.fromkeys(r for p in per for r in p["tau"]):  # first-seen order: stable files
         vals = [p["tau"][r] for p in per if r in p["tau"]]
         key = {HeadsMean: "all_mean", Rollout: "rollout", Flow: "flow"}.get(type(r), _suffix(r))
-        row[f"tau_loo_{key}"] = float(np.mean(vals))
+        row[f"tau_loo_{key}"], row[f"tau_loo_{key}_se"] = float(np.mean(vals)), se(vals)
         if not isinstance(r, (HeadsMean, Rollout, Flow)):
             row.setdefault("extra_readings", {})[key] = r.label
+    t1 = time.perf_counter()
     change, why = uniform_output_change(insps, kind) if args.counterfactual else (None, "not run (--no-counterfactual)")
+    row["seconds_counterfactual"] = round(time.perf_counter() - t1, 1)
     row.update(change or {"uniform_tvd": None, "uniform_flip_rate": None})
     if why:
         unavailable["counterfactual"] = why
     row["seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"  {name}: {len(insps)} texts, done in {row['seconds']} s", flush=True)
+    row["cpu_seconds"] = round(time.process_time() - cpu0, 1)
+    print(f"  {name}: {len(insps)} texts, done in {row['seconds']} s ({row['cpu_seconds']} s CPU)", flush=True)
     return row
 
 
@@ -386,7 +397,8 @@ def write_csv(rows: list[dict], cols: list[tuple[str, str, str]], path: Path) ->
 
 
 def draw(rows: list[dict], path: Path, convention: str) -> None:
-    """The study's figure (:func:`headscope.viz.figures.scale_study`), saved deterministically."""
+    """The study's figure (:func:`headscope.viz.figures.scale_study`), saved deterministically; τ with
+    error bars of two standard errors of the mean over texts."""
     rows = [r for r in order(rows) if isinstance(r, dict)]
     nan = float("nan")
     val = lambda r, k: nan if r.get(k) is None else float(r[k])  # noqa: E731
@@ -405,6 +417,8 @@ def draw(rows: list[dict], path: Path, convention: str) -> None:
                       aer={k: [val(r, c) for r in rows] for k, c in aer_series.items()},
                       tau={k: [val(r, c) for r in rows] for k, c in tau_series.items()
                            if any(c in r and r[c] is not None for r in rows)},
+                      tau_errors={k: [2 * val(r, c + "_se") for r in rows] for k, c in tau_series.items()
+                                  if any(c in r and r[c] is not None for r in rows)},
                       output_change=change, groups=[r["task"] for r in rows],
                       title=f"fragmentation at scale ({convention} convention)")
     save(fig, path)
@@ -414,6 +428,10 @@ def draw(rows: list[dict], path: Path, convention: str) -> None:
 
 def _short(name: str) -> str:
     return name.split("/")[-1]
+
+
+_TAU_KEYS = {"all-heads mean": "tau_loo_all_mean", "best-aligning head": "tau_loo_best_head",
+             "top-τ head": "tau_loo_top_head", "rollout": "tau_loo_rollout"}
 
 
 def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
@@ -455,9 +473,7 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
                           if all(r["rollout_aer"] is not None and r["rollout_aer"] >= max(r["best_head_aer"], r["all_mean_aer"])
                                  for r in tr) else "Rollout is not the worst reading in every translator."))
             one_tau = one["tau_loo_top_head"]
-            rivals = [(r2, lab, r2[k]) for r2 in big for k, lab in (
-                ("tau_loo_all_mean", "all-heads mean"), ("tau_loo_best_head", "best-aligning head"),
-                ("tau_loo_top_head", "top-τ head"), ("tau_loo_rollout", "rollout")) if r2.get(k) is not None]
+            rivals = [(r2, lab, r2[k]) for r2 in big for lab, k in _TAU_KEYS.items() if r2.get(k) is not None]
             top = max(rivals, key=lambda t: t[2])
             if one_tau >= top[2]:
                 verdict = (f"As expected, the single head of {_short(one['model'])} (τ {one_tau:+.3f}) is at least as "
@@ -466,6 +482,11 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
             else:
                 verdict = (f"Against the expected story, the single head of {_short(one['model'])} (τ {one_tau:+.3f}) "
                            f"is not the most faithful: {_short(top[0]['model'])}'s {top[1]} reaches {top[2]:+.3f}")
+            noise = 2 * max(one.get("tau_loo_top_head_se") or 0.0,
+                            top[0].get(_TAU_KEYS[top[1]] + "_se") or 0.0)
+            if abs(top[2] - one_tau) < noise:
+                verdict += (f", a difference within two standard errors of a mean over texts (±{noise:.3f}): "
+                            "no measurable difference")
             taus = [t for _, _, t in rivals] + [one_tau]
             weak = max(abs(t) for t in taus) < 0.3
             out.append(f"**Faithfulness (τ with leave-one-out):** {verdict}. "
@@ -486,6 +507,13 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
                           if x.get(k) is not None)
             compare = (f" Its top head agrees with leave-one-out {'more' if r['tau_loo_top_head'] > best_tr[0] else 'less'}"
                        f" than any translator reading (best {best_tr[0]:+.3f}, {_short(best_tr[1]['model'])}).")
+        if tr:
+            most = max(tr, key=lambda x: x["effective_maps"])
+            if r["effective_maps"] < most["effective_maps"]:
+                compare += (f" Distinct maps are not a matter of head count: on its decision row the classifier's "
+                            f"{r['heads']} heads make fewer distinct maps than the {most['heads']} cross heads of "
+                            f"{_short(most['model'])} ({r['effective_maps']:.2f} against {most['effective_maps']:.2f}), "
+                            f"with {r['sink_mass']:.0%} of their mass on [CLS], [SEP] and punctuation.")
         out.append(f"**The classifier** ({_short(r['model'])}, {r['heads']} encoder heads read on the [CLS] row, "
                    f"{r['n_texts']} held-out reviews): {r['effective_maps']:.2f} effective maps (mean JS "
                    f"{r['mean_js']:.2f}), mean sink mass {r['sink_mass']:.2f}; τ with leave-one-out: "
@@ -538,7 +566,7 @@ FOOTNOTES = (
 
 
 def page_block(rows: list[dict], args: argparse.Namespace, pending: Sequence[str], unavailable: dict[str, str],
-               seconds: float, page: Path, command: str) -> str:
+               timing: dict[str, Any], page: Path, command: str) -> str:
     """The measured part of the page: command, data, tables, figure, and the sentences read off them."""
     align_cols, map_cols = columns(rows)
     fig = os.path.relpath(args.out / "scale.png", page.parent)
@@ -551,8 +579,10 @@ def page_block(rows: list[dict], args: argparse.Namespace, pending: Sequence[str
     if any(r["task"] != "translation" for r in rows):
         data.append(f"the classifier on the first {args.reviews} of the reviews `training/train_classifier.py` holds "
                     f"out (seed {SPLIT_SEED}, {TEST_FRAC:.0%})")
-    lines = [f"Made by `{command}` ({args.convention} decoder-step convention) in {seconds / 60:.1f} min on "
-             f"{os.cpu_count()} CPU cores; data: " + "; ".join(data) + "."]
+    per_model = ", ".join(f"{_short(r['model'])} {r['seconds'] / 60:.1f}" for r in order(rows) if isinstance(r, dict))
+    lines = [f"Made by `{command}` ({args.convention} decoder-step convention) in {timing['seconds'] / 60:.1f} min "
+             f"({per_model} min; {timing['cpu_seconds'] / 60:.1f} min of CPU time) on {timing['cpu_cores']} CPU cores, "
+             f"load average {timing['load_average_at_start']:.1f} when it started; data: " + "; ".join(data) + "."]
     if pending:
         lines.append("")
         lines.append("**" + ", ".join(f"`{p}`" for p in pending) + " was not shipped when this ran**: its rows below "
@@ -631,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    t0 = time.perf_counter()
+    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     shipped = {m.name for m in headscope.list_models()}
     pending = [m for m in args.models if m.startswith("headscope/") and m not in shipped]
     for m in pending:
@@ -646,9 +676,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MissingData as e:
         raise SystemExit(f"fragmentation_at_scale: {e}") from None
     seconds = time.perf_counter() - t0
+    timing = {"seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
+              "load_average_at_start": round(load, 1), "cpu_cores": os.cpu_count()}
     args.out.mkdir(parents=True, exist_ok=True)
     align_cols, map_cols = columns(rows)
-    meta = {"command": command, "convention": args.convention, "seconds": round(seconds, 1), "pending": pending,
+    meta = {"command": command, "convention": args.convention, **timing, "pending": pending,
             "unavailable": unavailable, "hansards": args.hansards, "multi30k": args.multi30k, "reviews": args.reviews}
     (args.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
@@ -659,11 +691,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     (args.out / "scale.md").write_text(tables, encoding="utf-8")
     draw(rows, args.out / "scale.png", args.convention)
     if args.page is not None:
-        update_page(args.page, args.convention, page_block(rows, args, pending, unavailable, seconds, args.page, command))
+        update_page(args.page, args.convention, page_block(rows, args, pending, unavailable, timing, args.page, command))
         print(f"  wrote the {args.convention} block of {args.page}")
     print(tables)
     print("\n".join(f"- {s}" for s in findings(rows, unavailable)) if args.convention == "naive" else "")
-    print(f"total {seconds:.0f} s")
+    print(f"total {seconds:.0f} s wall, {timing['cpu_seconds']:.0f} s CPU, load average {load:.1f} at the start")
 
 
 if __name__ == "__main__":

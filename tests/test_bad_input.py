@@ -165,6 +165,15 @@ def test_a_model_in_train_mode_stays_in_train_mode(tiny):
         model.eval()
 
 
+def test_named_model_without_text_is_not_translated():
+    """``inspect("headscope/sentiment", None)`` is a missing text, not a text for the default translator."""
+    loaded = headscope.load("headscope/sentiment")
+    before = model_state(loaded.model, loaded.tokenizer)
+    with pytest.raises(InputError, match="no text given; call headscope.inspect\\(model, text\\)"):
+        headscope.inspect("headscope/sentiment", None)
+    same_state(before, model_state(loaded.model, loaded.tokenizer))
+
+
 def test_meta_device_model(tiny):
     model, tok = tiny("bert")
     with torch.device("meta"):
@@ -177,6 +186,8 @@ def test_meta_device_model(tiny):
 def test_folder_problems(tiny, tmp_path):
     model, tok = tiny("bert")
     model.save_pretrained(tmp_path / "m")
+    with pytest.raises(ModelNotFoundError, match="has no tokenizer files.*save the tokenizer next to the model"):
+        headscope.load(str(tmp_path / "m"))  # never an empty tokenizer mapping every token to [UNK]
     tok.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "num_attention_heads": 0}))
@@ -201,6 +212,9 @@ def test_report_onto_an_existing_file_or_folder(tiny, tmp_path):
     with pytest.raises(InputError, match="page.html: it is a folder; give a file name"):
         report(insp, tmp_path / "page.html", faithful=False, bertviz=False, fragmentation=False)
     assert (tmp_path / "notes.txt").read_text() == "keep"
+    page = report(insp, tmp_path / "ok.html", faithful=False, bertviz=False, fragmentation=False).read_text()
+    assert '<meta name="headscope-format" content="1">' in page and "<meta name=\"generator\" content=\"headscope " in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "ok.html", "page.html"]  # no temporary file
 
 
 def test_saving_over_an_unrelated_folder_or_a_file_is_refused(tiny, tmp_path):

@@ -25,7 +25,7 @@ from headscope.capture import AttentionCapture
 from headscope.cli import main
 from headscope.errors import InputError
 from headscope.faithful import CounterfactualResult, counterfactual
-from headscope.faithful._intervene import js_divergence
+from headscope.faithful._intervene import Target, js_divergence
 from headscope.models.tiny import build_tiny, tiny_tokenizer
 
 # ---- the replacement hook ---------------------------------------------------------------------------
@@ -270,6 +270,7 @@ def test_sites_union_and_errors(tiny):
     res = counterfactual((model, tok), TEXTS[0], target=TARGETS[0], sites=[["cross.0.1", "decoder.1"]],
                          method="uniform")
     assert res.targets == ["cross.0.1+decoder.1.mean"]
+    assert Target.of(res.targets[0]) == Target.of(["cross.0.1", "decoder.1.mean"])   # names round-trip
     with pytest.raises(InputError, match="no cross layer 7"):
         counterfactual((model, tok), TEXTS[0], target=TARGETS[0], sites=["cross.7.mean"])
     with pytest.raises(InputError, match="not a set of heads"):

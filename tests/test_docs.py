@@ -155,21 +155,21 @@ def run_file(path: str, repo: Path) -> list[str]:
                         exec(compile(code, f"{path} (python block {i + 1})", "exec"), namespace)
                 finally:
                     os.chdir(here)
-                ran.append(f"python block {i + 1}")
+                ran.append(f"python block {i + 1}  ({time.perf_counter() - start:.1f} s)")
             elif language in ("bash", "sh", "shell", "console"):
                 for words in commands(code):
                     kind = kind_of(words)
                     if kind == "ci":
                         continue
                     words = with_budget(words)
+                    start = time.perf_counter()
                     (run_cli if kind == "cli" else run_script)(words, repo)
-                    ran.append(shlex.join(words))
+                    ran.append(f"{shlex.join(words)}  ({time.perf_counter() - start:.1f} s)")
+                continue
             else:
                 assert not _COMMANDISH.search(code), (
                     f"{path}: a fenced block with no language holds commands; tag it bash (or python) so that "
                     f"it is run:\n{code[:300]}")
-                continue
-            ran[-1] += f"  ({time.perf_counter() - start:.1f} s)"
     finally:
         torch.set_num_threads(threads)
     return ran
@@ -215,3 +215,22 @@ def test_doc_runs(path, sandbox, request):
         request.getfixturevalue("chromium")
     ran = run_file(path, sandbox)
     print(f"{path}:", *ran, sep="\n  ")
+
+
+def test_results_print_short_summaries_and_convert_to_rows(tiny):
+    """The README's promise for every result: a few lines printed, a one-line repr, a table, rows."""
+    from headscope import inspect
+    from headscope.faithful import compare_rankings, faithfulness_report, head_ablation, token_importance
+    from headscope.fragment import fragmentation
+
+    insp = inspect(tiny("marian"), "A man in a red shirt.", target="Un homme en chemise rouge.")
+    results = [head_ablation(insp), token_importance(insp, "loo"), compare_rankings(insp),
+               faithfulness_report(insp, ablation_texts=0), fragmentation(insp)]
+    for result in results:
+        name = type(result).__name__
+        assert 1 <= len(str(result).splitlines()) <= 12, f"{name} prints {len(str(result).splitlines())} lines"
+        assert "\n" not in repr(result) and len(repr(result)) < 200, name
+        assert isinstance(result.table(), str) and result.table(), name
+        rows = result.to_rows()
+        assert rows and all(isinstance(r, dict) and r.keys() == rows[0].keys() for r in rows), name
+        assert "▁" not in str(result), f"{name} prints subword markers"

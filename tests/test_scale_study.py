@@ -20,7 +20,7 @@ from scipy.spatial.distance import jensenshannon
 
 import headscope
 from headscope.aggregate import reading_map
-from headscope.errors import ShapeError
+from headscope.errors import InputError, ShapeError
 from headscope.faithful import token_importance
 from headscope.fragment import row_kendall
 from headscope.readings import HeadsMean
@@ -55,12 +55,14 @@ def _effective_rank(sim: np.ndarray) -> float:
 def test_row_kendall_many_matches_row_kendall_with_ties_and_constant_rows(scale):
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 4, size=(5, 3, 7)).astype(float)  # many ties
-    maps[2, 1] = 1.0                                         # a constant row counts 0
+    maps[2, 1] = 1.0                                         # a constant row is left out of the mean
+    maps[4] = 2.0                                            # no row defines τ: 0
     target = rng.normal(size=(3, 7))
     target[0, :2] = target[0, 2]
     got = scale.row_kendall_many(maps, target)
     assert got.shape == (5,)
     np.testing.assert_allclose(got, [row_kendall(m, target) for m in maps], atol=1e-12)
+    assert got[4] == 0.0
 
 
 def test_crossfit_top_measures_the_head_on_texts_it_was_not_chosen_on(scale):
@@ -68,9 +70,9 @@ def test_crossfit_top_measures_the_head_on_texts_it_was_not_chosen_on(scale):
     per_text = np.array([[0.9, 0.0], [0.0, 0.5], [0.9, 0.0], [0.0, 0.5]])
     top, tau = scale.crossfit_top(per_text)
     assert top == 0                       # best over all texts (0.45 against 0.25)
-    assert tau == pytest.approx(0.0)      # each fold's pick scores 0 on the fold it was not chosen on
+    assert tau.tolist() == [0.0] * 4      # each fold's pick scores 0 on the fold it was not chosen on
     top, tau = scale.crossfit_top(np.array([[0.2, 0.4], [0.3, 0.6]]))
-    assert (top, tau) == (1, pytest.approx(0.5))
+    assert (top, tau.tolist()) == (1, [0.4, 0.6])
 
 
 def test_scale_figure_panels_points_and_not_applicable():
@@ -78,6 +80,7 @@ def test_scale_figure_panels_points_and_not_applicable():
     fig = F.scale_study(["1x1", "3x4", "6x8", "sentiment"], [1, 12, 48, 72], effective_maps=[1.0, 4.0, 6.5, 2.3],
                         aer={"best-aligning head": [0.59, 0.57, 0.55, nan], "rollout": [0.64, 0.78, nan, nan]},
                         tau={"all-heads mean": [0.15, 0.16, 0.12, -0.05], "flow": [nan, nan, nan, -0.01]},
+                        tau_errors={"all-heads mean": [0.02, 0.03, nan, 0.04]},
                         output_change={"uniform": [0.4, 0.5, 0.6, 0.1]},
                         groups=["translation"] * 3 + ["classification"])
     panels = {ax.get_gid(): ax for ax in fig.axes}
@@ -92,6 +95,8 @@ def test_scale_figure_panels_points_and_not_applicable():
     assert points(panels["panel-aer"]) == {"best-aligning head": 3, "rollout": 2}
     assert points(panels["panel-tau"]) == {"all-heads mean": 4, "flow": 1}
     assert len(gids(panels["panel-aer"], "not-applicable")) == 1           # the classifier
+    (bars,) = [c for c in panels["panel-tau"].collections if c.get_gid() == "error-bar"]
+    assert len(bars.get_segments()) == 3                                    # NaN: no bar
     assert len(gids(panels["panel-maps"], "bar")) == 4
     assert [len(gids(ax, "group-divider")) for ax in fig.axes] == [1, 1, 1, 1]
     # lines join the translators only: 1x1-3x4-6x8 for the mean, nothing across the divider
@@ -104,6 +109,8 @@ def test_scale_figure_panels_points_and_not_applicable():
         F.scale_study(["a", "b"], [1], effective_maps=[1.0, 2.0], tau={"x": [0.1, 0.2]})
     with pytest.raises(ShapeError):
         F.scale_study(["a", "b"], [1, 2], effective_maps=[1.0, 2.0], tau={"x": [0.1]})
+    with pytest.raises(InputError):
+        F.scale_study(["a"], [1], effective_maps=[1.0], tau={"x": [0.1]}, tau_errors={"y": [0.1]})
 
 
 # ------------------------------------------------------------------------------------- the models
@@ -241,6 +248,10 @@ def test_findings_read_the_numbers_both_ways(scale):
     assert "Fragmentation grows with size, as expected" in text
     assert "Against the expected story, the single head of en-fr-1x1 (τ +0.300) is not the most faithful: " \
            "en-fr-6x8's top-τ head reaches +0.500" in text
+    assert "no measurable difference" not in text
+    rows[0]["tau_loo_top_head_se"] = 0.15   # ±0.300 at two standard errors: 0.5 - 0.3 is within it
+    assert "within two standard errors of a mean over texts (±0.300): no measurable difference" in \
+           " ".join(scale.findings(rows, {}))
 
 
 def test_update_page_needs_its_markers(scale, tmp_path):

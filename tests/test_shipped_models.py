@@ -43,7 +43,7 @@ def test_registry_lists_the_shipped_models():
     assert names[0] == "headscope/en-fr"
     assert {"headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment"} <= set(names)
     for m in list_shipped():
-        assert m.task in {"translation", "classification"}
+        assert m.task in {"translation", "classification", "image-classification"}
         assert m.quality and m.data and m.description
 
 

@@ -242,7 +242,7 @@ def test_upsampling_test_separates_interpolation_from_the_model(vit_insps, batch
     grid, smooth = result.get("rollout", "grid"), result.get("rollout", "bilinear")
     assert grid["within_patch"] == 0 and smooth["within_patch"] > 0
     assert grid["distinct_values"] <= 16 < smooth["distinct_values"]
-    assert smooth["edge_width_px"] > grid["edge_width_px"]
+    assert grid["edge_width_px"] is None and smooth["edge_width_px"] > 0  # steps on the patch lines vs ramps
     oracle = result.get("oracle", "grid")
     assert oracle["iou"] > grid["iou"]  # the perfect grid map localises; a random model does not
     text = str(result)
@@ -298,3 +298,15 @@ def test_ablating_every_head_of_a_layer_changes_the_output(models, batch):
 def test_values_wrapped_on_the_grid_check_their_shape(vit_insps):
     with pytest.raises(InputError):
         patch_values(np.zeros((3, 3)), vit_insps[0], "x", "x")
+
+
+def test_hierarchical_models_are_refused_by_name(batch):
+    """Swin attends over windows of pooled grids, not one patch grid: a clear refusal, not a crash."""
+    from headscope.errors import UnsupportedModelError
+
+    config = tf.SwinConfig(image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4,
+                           num_labels=3)
+    model = tf.SwinForImageClassification(config).eval()
+    processor = tf.ViTImageProcessor(size={"height": SIZE, "width": SIZE})
+    with pytest.raises(UnsupportedModelError, match="hierarchical"):
+        headscope.inspect((model, processor), batch.images[0])

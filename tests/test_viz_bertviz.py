@@ -136,3 +136,18 @@ def test_six_by_eight_at_64_tokens_stays_small_and_big_pages_warn(tiny):
         to_bertviz(insp, "head", kinds=["cross"], max_bytes=1_000_000)
     small = to_bertviz(insp, "head", layers=[5], heads=[0, 1], kinds=["cross"])
     assert len(small.encode("utf-8")) < 600_000
+
+
+def test_head_view_is_readable_at_its_default_size(marian_insp):
+    """bertviz draws ~115 px of hairlines at opacity weight / heads; headscope widens the space
+    between the token columns, thickens the lines and lifts weak ones (sqrt), and says so."""
+    from headscope.viz.bertviz import HEAD_VIEW_PATCHES
+
+    page = to_bertviz(marian_insp, "head")
+    assert "const MATRIX_WIDTH = 360;" in page and "const MATRIX_WIDTH = 115;" not in page
+    assert 'attr("stroke-width", 3)' in page and "Math.sqrt(d / activeHeads())" in page
+    assert "return d / activeHeads()" not in page and "√(weight / heads shown)" in page
+    width = {name: int(re.search(rf"const {name} = (\d+);", page).group(1)) for name in ("BOXWIDTH", "MATRIX_WIDTH")}
+    assert 2 * width["BOXWIDTH"] + width["MATRIX_WIDTH"] >= 600
+    model_view = to_bertviz(marian_insp, "model")
+    assert all(new not in model_view for _, new in HEAD_VIEW_PATCHES)  # the model view is bertviz's own

@@ -153,3 +153,59 @@ def test_save_writes_atomically(tmp_path):
     F.save(F.bipartite(M, SRC, TGT), path)
     assert path.read_bytes().startswith(b"\x89PNG") and [p.name for p in tmp_path.iterdir()] == ["fig.png"]
     assert path.stat().st_mode & 0o777 != 0o600  # not the private mode of a temporary file
+
+
+# ---- issue 14: colour scales fit the data and say so; words, not subword markers ------------------
+
+def _colorbar_label(fig) -> str:
+    return fig.axes[-1].get_ylabel()
+
+
+def test_word_maps_are_scaled_to_their_own_largest_weight():
+    """A diffuse map (rollout: max weight ~0.3) spans the whole colour scale instead of staying
+    near-white on a fixed 0..1 scale, and the colour bar states the scale."""
+    diffuse = np.array([[0.10, 0.30, 0.05], [0.20, 0.12, 0.28]])
+    fig = F.alignment_matrix(diffuse, ["a", "b", "c"], ["x", "y"])
+    (mesh,) = _artists(fig, "cell-mesh")
+    assert mesh.norm.vmin == 0.0 and mesh.norm.vmax == pytest.approx(0.30)
+    assert _colorbar_label(fig) == "weight (scale 0 to 0.3, fitted to the data)"
+    fixed = F.alignment_matrix(diffuse, ["a", "b", "c"], ["x", "y"], vmax=1.0)
+    assert _colorbar_label(fixed) == "weight (scale 0 to 1)"
+
+
+def test_heatmaps_state_their_scale():
+    assert _colorbar_label(F.aer_heatmap(np.full((2, 2), 0.6))) == "AER (scale 0 to 1)"
+    assert _colorbar_label(F.kendall_matrix(np.eye(2), ["a", "b"])) == "Kendall τ (scale -1 to 1)"
+    fig = F.heatmap(np.array([[0.2, 0.4], [0.3, 0.25]]), ["r0", "r1"], ["c0", "c1"], vmin=0.0, colorbar_label="weight")
+    (mesh,) = _artists(fig, "cell-mesh")
+    assert (mesh.norm.vmin, mesh.norm.vmax) == (0.0, 0.4)
+    assert _colorbar_label(fig) == "weight (scale 0 to 0.4, fitted to the data)"
+    fig = F.ablation_heatmap(np.array([[0.5, -0.1], [0.0, 0.2]]))
+    assert _colorbar_label(fig) == "change in output score (scale -0.5 to 0.5, fitted to the data)"
+    flat = F.heatmap(np.full((2, 2), 0.25), ["a", "b"], ["c", "d"])  # one value: still a (tiny) scale
+    (mesh,) = _artists(flat, "cell-mesh")
+    assert mesh.norm.vmax > mesh.norm.vmin
+
+
+def _all_text(fig) -> str:
+    texts = [t.get_text() for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels(), *ax.texts)]
+    return " ".join([*texts, *(ax.get_title() for ax in fig.axes)])
+
+
+def test_report_figures_show_words_not_subword_markers(tiny):
+    """The report's token figures (importance heatmaps and bars) label tokens as words: no '▁'."""
+    from headscope.viz.page import Section
+    from headscope.viz.sections import faithful as faithful_section
+
+    model, tok = tiny("marian")
+    insp = inspect((model, tok), "A man in a red shirt.", target="Un homme en chemise rouge.")
+    assert any(t.startswith("▁") for t in insp.source_tokens)  # the tokenizer does mark word starts
+    drawn = []
+    section = Section("faithful")
+    section.figure = lambda fig, caption: drawn.append((_all_text(fig), caption))  # type: ignore[method-assign]
+    from headscope.faithful import token_importance
+
+    faithful_section._importance(section, [token_importance(insp, "attention"), token_importance(insp, "loo")],
+                                 slice(None))
+    assert drawn and all("▁" not in text + caption for text, caption in drawn)
+    assert any("man" in text for text, _ in drawn)

@@ -203,7 +203,8 @@ def main() -> None:
                  "6-13 px), rotation and colour over a smooth random colour field with thin lines and dots; "
                  "augmented with the 8 flips/rotations of the square"),
         "sizes": {"layers": LAYERS, "heads": HEADS, "hidden": HIDDEN, "intermediate": FFN, "patch": PATCH,
-                  "image": SIZE, "grid": [SIZE // PATCH, SIZE // PATCH], "params": params},
+                  "image": SIZE, "params": params},
+        "grid": [SIZE // PATCH, SIZE // PATCH],
         "training": {"command": command, "wall_minutes": round(wall, 1), "steps": step + 1, "batch": args.batch,
                      "lr": args.lr, "warmup": args.warmup, "threads": args.threads, "seed": args.seed,
                      "history": history, **({"continued_from": previous} if previous else {})},

@@ -57,7 +57,7 @@ _LAZY = {
     "list_methods": "headscope.faithful",
     "fragmentation": "headscope.fragment",
 }
-_SUBPACKAGES = ("aggregate", "align", "capture", "faithful", "fragment", "models", "readings", "viz")
+_SUBPACKAGES = ("aggregate", "align", "capture", "faithful", "fragment", "models", "readings", "vision", "viz")
 
 
 def __getattr__(name: str) -> Any:

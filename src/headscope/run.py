@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .capture import run_capture, split_examples
-from .errors import InputError
+from .errors import InputError, UnsupportedModelError
 from .inspection import Inspection
 from .models.architectures import decoder_inputs
 from .models.loading import DEFAULT_MODEL, LoadedModel, load
@@ -342,6 +342,11 @@ def _inspect_images(model: Any, images: Any, *, target: Any, kinds: Sequence[str
         pixels = arch.prepare_images(loaded.tokenizer, [image for image, _ in chunk])
         outputs, captured = run_capture(net, {"pixel_values": pixels.to(param.device, param.dtype)}, method=method,
                                         kinds=kinds, layers=layers, dtype=dtype, structure=loaded.structure)
+        if not all(isinstance(maps, torch.Tensor) for maps in captured.maps.values()):
+            raise UnsupportedModelError(
+                f"{loaded.name}: its layers attend over windows or pooled grids of different sizes (a hierarchical "
+                "vision model such as Swin), not over one patch grid; headscope reads image encoders with a single "
+                "patch grid (ViT, DeiT, BEiT, DINOv2)")
         n_tokens = next(iter(captured.maps.values())).shape[-1]
         layout = arch.token_layout(net, int(pixels.shape[-2]), int(pixels.shape[-1]), n_tokens)
         kept_layers = {k: v for k, v in captured.layers.items() if v != list(range(len(v)))}

@@ -1,6 +1,7 @@
 """The ``headscope`` command: its verbs mirror the Python API.
 
     headscope inspect [MODEL] TEXT [--target T] [--out DIR]
+    headscope inspect headscope/shapes-vit IMAGE.png [--out DIR]    (image classifiers: an image path)
     headscope models
     headscope --version
 
@@ -96,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = sub.add_parser("inspect", help="capture every attention head for one input and print a summary",
-                       description="Capture every attention head of MODEL on TEXT and print a summary.")
-    add_model_and_text(p)
+                       description="Capture every attention head of MODEL on TEXT and print a summary. For an "
+                       "image classifier (e.g. headscope/shapes-vit) TEXT is the path of an image file.")
+    add_model_and_text(p, text_help="the input text (quote it), or an image file (.png, .jpg, ...) for an image "
+                       "classifier")
     p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
     p.add_argument("--beams", type=int, default=1, help="beam size for generation (default 1: greedy)")
     p.add_argument("--out", metavar="DIR", help="also save the inspection to this folder (Inspection.load reads it)")

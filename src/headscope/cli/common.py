@@ -25,7 +25,8 @@ DEFAULT_MODEL = "headscope/en-fr"
 #: The folder (in the working directory) that holds what verbs write when ``--out`` is not given.
 OUT_ROOT = "headscope-out"
 #: Shipped model names, for telling a forgotten text from a model name without loading anything.
-SHIPPED_NAMES = ("headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment")
+SHIPPED_NAMES = ("headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment",
+                 "headscope/shapes-vit")
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import HeadscopeError, InputError
+from ..errors import InputError
+from .common import add_model_and_text
 
 
 def register(subparsers: Any) -> None:
@@ -25,8 +26,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "counterfactual",
         help="replace attention (uniform, permuted, adversarial) during the forward and measure the output change")
-    p.add_argument("args", nargs="+", metavar="[MODEL] TEXT_OR_FILE",
-                   help="model name/folder (default headscope/en-fr) and a text or a file with one text per line")
+    add_model_and_text(p, "TEXT_OR_FILE", "a text, or a file with one text per line")
     p.add_argument("--sites", nargs="+", default=None,
                    help="head sets, each replaced on its own: a head (cross.2.3), a layer (cross.2.mean), every "
                         "head of a kind (cross.mean), or several joined with '+' (cross.0.1+cross.2.3); default: "
@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", help="force this output (encoder-decoders; one text only)")
     p.add_argument("--permutations", type=int, default=10, help="random permutations per example (default 10)")
     p.add_argument("--steps", type=int, default=40, help="adversarial search steps per epsilon (default 40)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the permutations and the adversarial search (default 0)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N lines of a file")
     p.add_argument("--batch-size", type=int, default=16, help="examples per forward pass")
     p.add_argument("--out", help="folder for counterfactual.json and effects.csv")
@@ -48,15 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def _model_and_texts(args: argparse.Namespace) -> tuple[str, list[str]]:
-    from ..models import DEFAULT_MODEL
-
-    if len(args.args) == 1:
-        model, arg = DEFAULT_MODEL, args.args[0]
-    elif len(args.args) == 2:
-        model, arg = args.args
-    else:
-        raise HeadscopeError('give TEXT_OR_FILE, or MODEL TEXT_OR_FILE (e.g. headscope counterfactual '
-                             'headscope/sentiment "A dull film.")')
+    model, arg = args.model, args.text  # [MODEL] TEXT_OR_FILE (headscope.cli.common)
     if os.path.isfile(arg):
         texts = [ln.strip() for ln in Path(arg).read_text(encoding="utf-8").splitlines() if ln.strip()]
         if not texts:
@@ -74,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     model, texts = _model_and_texts(args)
     if args.target is not None and len(texts) != 1:
         raise InputError("--target forces the output of one text; give one text, not a file")
-    sites = None if args.sites is None else [s.split("+") if "+" in s else s for s in args.sites]
+    sites = None if args.sites is None else list(args.sites)
     res = counterfactual(load(model), texts if len(texts) > 1 else texts[0], target=args.target, sites=sites,
                          method=args.method, epsilon=args.epsilon, rows=args.rows,
                          permutations=args.permutations, steps=args.steps, seed=args.seed,

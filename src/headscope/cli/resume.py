@@ -48,5 +48,6 @@ def interruptible(body: Callable[[], int], work: Path | None, unit: str) -> int:
             saved = "nothing was saved yet"
         else:
             saved = f"{state[0]} of {state[1]} {unit} are saved in {work}/; run the same command again to continue"
-        print(f"\nheadscope: interrupted; {saved}", file=sys.stderr)
+        end_bar = "\n" if sys.stderr.isatty() else ""  # a progress bar may hold the terminal's last line
+        print(f"{end_bar}headscope: interrupted; {saved}", file=sys.stderr)
         return INTERRUPTED

@@ -43,9 +43,12 @@ class Target:
     @classmethod
     def of(cls, spec: "str | Reading | Site | Target | Sequence[str | Reading | Site]") -> "Target":
         """A target from a name (``"cross.2.3"``, ``"cross.2.mean"``, ``"cross.2"``, ``"cross.mean"``),
-        a reading, a :class:`~headscope.readings.Site`, or a list of them (their union)."""
+        a reading, a :class:`~headscope.readings.Site`, or a list of them (their union; also as a name
+        joined by ``+``, as :attr:`name` writes it)."""
         if isinstance(spec, Target):
             return spec
+        if isinstance(spec, str) and "+" in spec:  # a union by its name: "cross.0.1+cross.2.mean"
+            spec = spec.split("+")
         items = [spec] if isinstance(spec, (str, Reading, Site)) else list(spec)
         if not items:
             raise InputError("an empty site set: name at least one head, layer or kind")
@@ -271,6 +274,25 @@ class Batch:
             total = total + (d * rows).sum((1, 2))
             count = count + rows.sum((1, 2))
         return total / count.clamp_min(1)
+
+    def rows_are_decisions(self, keys: Sequence[Key]) -> bool:
+        """Whether query row ``t`` of every key is decision ``t`` (an encoder-decoder's cross or decoder
+        attention, scored teacher-forced): then a map can be assembled row by row (each row checked
+        against its own step), and the assembly re-checked as a whole."""
+        if self.scorer is not self.arch or not self.arch.has_target or not keys:
+            return False
+        if any(kind == "encoder" for kind, _ in keys):
+            return False
+        return len({self.original[k].shape[2] for k in keys}) == 1
+
+    def js_rows(self, maps: dict[Key, torch.Tensor], heads: dict[Key, list[int]]) -> torch.Tensor:
+        """``[B, Q]``: JS divergence (bits) of each query row, averaged over the replaced heads and keys."""
+        total, count = None, 0
+        for key, new in maps.items():
+            d = js_divergence(new.float(), self.originals(key, heads[key])).sum(1)
+            total = d if total is None else total + d
+            count += len(heads[key])
+        return total / max(count, 1)
 
     # -- outputs --
 

@@ -20,7 +20,13 @@ depend on the map.
 
 Every result is then checked against its constraint by a separate forward pass with the map it
 found (no gradient); an example whose check fails (it should not) falls back to its original map
-and is flagged. The examples of a batch are optimised together but independently: Adam is
+and is flagged. Where query row ``t`` is target step ``t`` (an encoder-decoder's cross or decoder attention), the
+best map of each row whose own step stayed within ``epsilon`` is also kept, and the map assembled
+from them is taken if a forward with it keeps every step within ``epsilon`` (exact for the last
+cross-attention layer, whose row ``t`` reaches step ``t`` only; a heuristic candidate elsewhere,
+accepted only after that check).
+
+The examples of a batch are optimised together but independently: Adam is
 element-wise, and each example's loss depends on its own logits only.
 
 Reference: Jain & Wallace 2019, "Attention is not Explanation", NAACL (section 4.2).
@@ -78,6 +84,9 @@ def adversarial_search(batch: Batch, heads: dict[Key, list[int]], epsilons: Sequ
              .requires_grad_(True) for k in keys}
     best = {k: orig[k].clone() for k in keys}
     best_js = torch.zeros(batch.size)
+    by_row = batch.rows_are_decisions(keys)  # also keep the best of each row (target step) on its own
+    rows = {k: orig[k].clone() for k in keys}
+    rows_js = torch.zeros(orig[keys[0]].shape[0], orig[keys[0]].shape[2])
     found = []
     far = {k: _far_vertex(orig[k], batch.open_keys(k, heads[k])) for k in keys}
     at_far = torch.zeros(batch.size, dtype=torch.bool)
@@ -106,6 +115,14 @@ def adversarial_search(batch: Batch, heads: dict[Key, list[int]], epsilons: Sequ
                 for k in keys:
                     best[k][better] = maps[k].detach()[better]
                 best_js = torch.where(better, js.detach(), best_js)
+            if by_row:
+                step_ok = _step_tvd(changes, rows_js.shape[1]) <= eps + tolerance
+                row_js = batch.js_rows(maps, heads).detach()
+                gain = step_ok & (row_js > rows_js)
+                if gain.any():
+                    for k in keys:
+                        rows[k] = torch.where(gain[:, None, :, None], maps[k].detach(), rows[k])
+                    rows_js = torch.where(gain, row_js, rows_js)
             if it == steps:
                 break
             over = torch.stack([torch.relu(c.tvd.float() - margin * eps).sum() for c in changes])
@@ -115,11 +132,36 @@ def adversarial_search(batch: Batch, heads: dict[Key, list[int]], epsilons: Sequ
             for k, g in zip(keys, grads):
                 theta[k].grad = torch.zeros_like(theta[k]) if g is None else g
             opt.step()
+        if by_row:
+            best = _assembled(batch, heads, eps, best, best_js, rows, tolerance)
         found.append(_check(batch, heads, eps, best, orig, tolerance))
         best_js = found[-1].js.clone()
         for k in keys:
             best[k] = found[-1].maps[k].clone()
+        if by_row:
+            rows = {k: v.clone() for k, v in best.items()}
+            rows_js = batch.js_rows(best, heads)
     return found
+
+
+def _step_tvd(changes: Sequence[Change], width: int) -> torch.Tensor:
+    """``[B, width]``: each example's TVD per decision (target step), ``inf`` past its last step."""
+    out = torch.full((len(changes), width), float("inf"))
+    for b, c in enumerate(changes):
+        n = min(width, len(c.tvd))
+        out[b, :n] = c.tvd.detach()[:n].float()
+    return out
+
+
+@torch.no_grad()
+def _assembled(batch: Batch, heads: dict[Key, list[int]], eps: float, best: dict[Key, torch.Tensor],
+               best_js: torch.Tensor, rows: dict[Key, torch.Tensor], tolerance: float) -> dict[Key, torch.Tensor]:
+    """Per example, the map assembled from each row's best (each within epsilon at its own step when
+    found) if a forward with it keeps every step within epsilon and its JS is larger; else ``best``."""
+    changes = batch.changes(batch.run(rows, heads))
+    tvd = torch.stack([c.tvd_max for c in changes]).float()
+    take = (tvd <= eps + tolerance) & (batch.js(rows, heads) > best_js)
+    return {k: torch.where(take[:, None, None, None], rows[k], best[k]) for k in best}
 
 
 def _far_vertex(orig: torch.Tensor, open_keys: torch.Tensor) -> torch.Tensor:

@@ -295,7 +295,8 @@ def _strip(batch: Batch, b: int, key: Key, m: torch.Tensor) -> np.ndarray:
 def counterfactual(model_or_inspection: Any, text: Any = None, *, target: Any = None, sites: Any = None,
                    method: Any = "uniform", epsilon: float | Sequence[float] = DEFAULT_EPSILONS,
                    rows: str = "all", permutations: int = 10, steps: int = 40, lr: float = 0.3,
-                   penalty: float = 100.0, init_noise: float = 1.0, tolerance: float = TOLERANCE,
+                   penalty: float = 100.0, margin: float = 0.8, init_noise: float = 1.0,
+                   tolerance: float = TOLERANCE,
                    seed: int = 0, batch_size: int = 16, keep_maps: bool = False,
                    progress: bool = False) -> CounterfactualResult:
     """Replace attention during the forward pass and measure how far the output moves.
@@ -322,7 +323,7 @@ def counterfactual(model_or_inspection: Any, text: Any = None, *, target: Any = 
         (the ``[CLS]`` row of an encoder's label; every target step of cross-attention).
     permutations, seed
         Draws of the random permutation (the median is reported) and the random seed.
-    steps, lr, penalty, init_noise, tolerance
+    steps, lr, penalty, margin, init_noise, tolerance
         The adversarial search (:func:`headscope.faithful.adversarial.adversarial_search`).
     batch_size
         Examples per forward pass.
@@ -410,7 +411,7 @@ def counterfactual(model_or_inspection: Any, text: Any = None, *, target: Any = 
                 if "adversarial" in names:
                     ta = time.perf_counter()
                     found = adversarial_search(batch, heads, eps_list, steps=steps, lr=lr, penalty=penalty,
-                                               init_noise=init_noise, tolerance=tolerance, generator=gen)
+                                               margin=margin, init_noise=init_noise, tolerance=tolerance, generator=gen)
                     t_adv += time.perf_counter() - ta
                     for f in found:
                         for b, c in enumerate(f.changes):
@@ -426,7 +427,8 @@ def counterfactual(model_or_inspection: Any, text: Any = None, *, target: Any = 
         texts=[_text(ex) for ex in examples], decisions=[list(ex.decision_names) for ex in examples],
         targets=[t.name for t in targets], methods=names,
         epsilons=eps_list if "adversarial" in names else [], effects=effects,
-        settings=dict(permutations=permutations, steps=steps, lr=lr, penalty=penalty, init_noise=init_noise,
+        settings=dict(permutations=permutations, steps=steps, lr=lr, penalty=penalty, margin=margin,
+                      init_noise=init_noise,
                       tolerance=tolerance, seed=seed, batch_size=batch_size, js="bits (log base 2), 0..1",
                       tvd="largest over decisions (target steps, teacher-forced)"),
         seconds=time.perf_counter() - t0, seconds_adversarial=t_adv, n_forwards=forwards, maps=maps_kept)

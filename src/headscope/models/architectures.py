@@ -320,7 +320,11 @@ class VisionEncoder(EncoderOnly):
         if processor is None or not callable(processor):
             raise InputError("this image model was loaded without its image processor; pass (model, "
                              "AutoImageProcessor.from_pretrained(...)) or a folder with preprocessor_config.json")
-        return processor(images=images, return_tensors="pt")["pixel_values"]
+        try:
+            return processor(images=images, return_tensors="pt")["pixel_values"]
+        except (TypeError, KeyError) as err:
+            raise InputError(f"{type(processor).__name__} did not prepare the images ({err}); pass the model with its "
+                             "image processor: (model, AutoImageProcessor.from_pretrained(...))") from None
 
     def patch_grid(self, model: Any, height: int, width: int) -> tuple[int, int]:
         """``(rows, cols)`` of patches the model cuts an ``height x width`` input into."""

@@ -8,8 +8,9 @@ at pixel resolution three ways (:func:`render`: ``"grid"`` flat blocks, ``"bilin
 * ``pixels_per_number``: pixels painted per number the model gave (``H*W / (rows*cols)``);
 * ``within_patch``: the share of the rendering's variance that lies inside patches, where the
   model gave one number per patch (0 for the grid rendering: all of it is interpolation otherwise);
-* ``edge_width_px``: how wide the rendering's edges are where it crosses half its maximum
-  (the distance over which it would rise from 10% to 90% of its range at the local slope);
+* ``edge_width_px``: how wide a smooth rendering's edges are where it crosses half its maximum
+  (the distance over which it would rise from 10% to 90% of its range at the local slope); the
+  grid rendering has none to measure: its edges are steps, all on the patch boundaries;
 * ``iou``: the overlap of the half-maximum region with the object mask, in pixels;
 * ``boundary_px``: the mean distance from that region's outline to the object's outline;
 * ``mass_inside_px``: the share of the rendering's mass on object pixels.
@@ -115,7 +116,8 @@ def measure(values: np.ndarray, mask: np.ndarray, mode: str) -> dict[str, float]
     pixels = render(values, mask.shape, mode)
     region = half_max_region(pixels)
     positive = np.clip(pixels, 0, None)
-    return {"within_patch": within_patch_share(pixels, values.shape), "edge_width_px": edge_width(pixels),
+    return {"within_patch": within_patch_share(pixels, values.shape),
+            "edge_width_px": float("nan") if mode == "grid" else edge_width(pixels),
             "iou": iou(region, mask), "boundary_px": boundary_distance(region, mask),
             "mass_inside_px": float(positive[mask].sum() / positive.sum()) if positive.sum() > 0 else 0.0,
             "distinct_values": float(len(np.unique(np.round(pixels, 12))))}

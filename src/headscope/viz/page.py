@@ -11,11 +11,16 @@ from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
+from headscope import __version__
 from headscope.inspection import Inspection
 
 from .figures import to_data_uri
 
 __all__ = ["CLAIMS", "Section", "escape", "page_html"]
+
+#: Format of the report page, in its ``<meta name="headscope-format">`` (with the headscope version
+#: in ``<meta name="generator">``): the page is written whole, atomically, and never read back.
+PAGE_FORMAT = 1
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -165,6 +170,8 @@ def page_html(insp: Inspection, sections: list[Section], scripts: str = "") -> s
     """
     nav = "".join(f'<a href="#{s.claim}">{escape(CLAIMS[s.claim][0])}</a>' for s in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<meta name="generator" content="headscope {__version__}">\n'
+            f'<meta name="headscope-format" content="{PAGE_FORMAT}">\n'
             f"<title>headscope report: {escape(insp.source_text)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             + (scripts + "\n" if scripts else "")
             + _header(insp) + f"\n<nav>{nav}</nav>\n<main>\n"

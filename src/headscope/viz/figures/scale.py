@@ -16,7 +16,7 @@ lines join the points of one group only, and a dashed divider separates the grou
 
 Artists carry ``gid`` labels so tests count structure instead of pixels: ``"panel-<name>"`` on each
 panel's axes, ``"point"`` on each series' point collection (one offset per drawn point, the
-series name as its label), ``"series-line"`` on the lines, ``"bar"`` on each bar, ``"heads"`` on
+series name as its label), ``"series-line"`` on the lines, ``"error-bar"`` on the error bars' lines, ``"bar"`` on each bar, ``"heads"`` on
 the head-count markers, ``"not-applicable"`` on each ``n/a`` note and ``"group-divider"`` on the
 dividers. Save with :func:`headscope.viz.figures.save` for deterministic bytes.
 
@@ -66,10 +66,19 @@ def _segments(groups: Sequence[str]) -> list[list[int]]:
     return runs
 
 
-def _points(ax, x: np.ndarray, series: dict[str, np.ndarray], colours: dict[str, str], runs: list[list[int]]) -> None:
+def _points(ax, x: np.ndarray, series: dict[str, np.ndarray], colours: dict[str, str], runs: list[list[int]],
+            errors: dict[str, np.ndarray] | None = None) -> None:
     k = max(1, len(series))
     for s, (key, y) in enumerate(series.items()):
         xs = x + (s - (k - 1) / 2) * 0.06  # a small dodge so equal values stay visible
+        err = (errors or {}).get(key)
+        if err is not None:
+            ok = np.isfinite(y) & np.isfinite(err)
+            if ok.any():
+                bars = ax.errorbar(xs[ok], y[ok], yerr=err[ok], fmt="none", ecolor=colours[key], elinewidth=0.9,
+                                   capsize=2)
+                for artist in (*bars.lines[1], *bars.lines[2]):
+                    artist.set_gid("error-bar")
         for run in runs:
             idx = [i for i in run if np.isfinite(y[i])]
             if len(idx) > 1:
@@ -90,6 +99,7 @@ def _not_applicable(ax, x: np.ndarray, series: dict[str, np.ndarray], where: flo
 
 def scale_study(models: Sequence[str], heads: Sequence[int], *, effective_maps: Sequence[float],
                 tau: Mapping[str, Sequence[float]], aer: Mapping[str, Sequence[float]] | None = None,
+                tau_errors: Mapping[str, Sequence[float]] | None = None,
                 output_change: Mapping[str, Sequence[float]] | None = None, groups: Sequence[str] | None = None,
                 title: str | None = None) -> Figure:
     """Readings of several models side by side: AER, distinct maps, τ with leave-one-out, output change.
@@ -107,6 +117,9 @@ def scale_study(models: Sequence[str], heads: Sequence[int], *, effective_maps: 
     aer
         Series name -> one AER per model (NaN where alignment does not apply); no panel when
         ``None`` or empty.
+    tau_errors
+        Series name (of ``tau``) -> one error-bar half width per model (e.g. two standard errors
+        of the mean over texts; NaN: none drawn).
     output_change
         Series name -> one output change per model (e.g. median TVD under uniform attention);
         no panel when ``None``, empty, or NaN throughout.
@@ -139,6 +152,10 @@ def scale_study(models: Sequence[str], heads: Sequence[int], *, effective_maps: 
             raise ShapeError(f"{name}: {arr.shape[0] if arr.ndim == 1 else arr.shape} values for {n} models")
     aer_s = _series("aer", aer, n)
     tau_s = _series("tau", tau, n)
+    tau_e = _series("tau_errors", tau_errors, n)
+    unknown = sorted(set(tau_e) - set(tau_s))
+    if unknown:
+        raise InputError(f"tau_errors for series not in tau: {unknown}")
     change_s = {k: v for k, v in _series("output_change", output_change, n).items() if np.isfinite(v).any()}
     colours: dict[str, str] = {}
     for key in [*aer_s, *tau_s, *change_s]:
@@ -171,7 +188,7 @@ def scale_study(models: Sequence[str], heads: Sequence[int], *, effective_maps: 
                 ax.set_ylim(0.8, max(2.0, top * 1.8))
                 ax.set_title("distinct maps: effective number\nvs heads compared (log scale)", fontsize=9)
             elif panel == "tau":
-                _points(ax, x, tau_s, colours, runs)
+                _points(ax, x, tau_s, colours, runs, tau_e)
                 _not_applicable(ax, x, tau_s, 0.03)
                 ax.axhline(0, color="#333", linewidth=0.6)
                 ax.set_title("Kendall τ with leave-one-out\n(higher: more faithful)", fontsize=9)

@@ -1,0 +1,77 @@
+"""The shipped vision model (issue 18): ``headscope/shapes-vit``, small, fp16, accurate, inspectable by name and CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import headscope
+from headscope.cli import main
+from headscope.models.shipped import SHIPPED
+from headscope.vision import grid_map, localisation, shapes_batch
+from headscope.vision.shapes import SHAPES, TEST_SEED
+
+NAME = "headscope/shapes-vit"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return headscope.load(NAME)
+
+
+def test_shipped_small_fp16_with_its_record():
+    m = SHIPPED[NAME]
+    assert m.available and m.task == "image-classification"
+    files = {f.name: f.stat().st_size for f in m.path.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "headscope.json"} <= set(files)
+    assert sum(files.values()) < 2_000_000  # well under 5 MB
+    from safetensors import safe_open
+
+    with safe_open(str(m.path / "model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    meta = m.metadata()
+    assert meta["test_accuracy"] >= 0.95 and meta["test_seed"] == TEST_SEED
+    assert meta["training"]["command"].startswith("python training/train_vit_shapes.py")
+    assert meta["training"]["wall_minutes"] > 0
+
+
+def test_held_out_accuracy_is_reproduced(loaded):
+    """The accuracy of headscope.json, re-measured on the same held-out images with the model's own processor."""
+    from PIL import Image
+
+    meta = SHIPPED[NAME].metadata()
+    test = shapes_batch(meta["test_images"], TEST_SEED)
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(test), 500):
+            pixels = loaded.tokenizer(images=[Image.fromarray(x) for x in test.images[i:i + 500]],
+                                      return_tensors="pt")["pixel_values"]
+            correct += int((loaded.model(pixel_values=pixels).logits.argmax(-1).numpy() == test.labels[i:i + 500]).sum())
+    assert correct / len(test) == pytest.approx(meta["test_accuracy"], abs=1e-4)
+    assert correct / len(test) >= 0.95
+
+
+def test_inspect_by_name_gives_the_grid_and_the_label(loaded):
+    batch = shapes_batch(8, TEST_SEED + 1)
+    insps = headscope.inspect(NAME, list(batch.images))
+    assert all(i.patch_grid == (6, 6) and i.source_tokens[0] == "[CLS]" for i in insps)
+    assert type(loaded.tokenizer).__name__.startswith("ViTImageProcessor")
+    hits = [i.prediction["label"] == SHAPES[y] for i, y in zip(insps, batch.labels)]
+    assert sum(hits) >= 7
+    result = localisation(insps, list(batch.masks), saliency=("gradient",))
+    assert result.n_images == 8 and grid_map(insps[0], "encoder.flow").values.shape == (6, 6)
+
+
+def test_cli_inspects_an_image_path(tmp_path, capsys):
+    from PIL import Image
+
+    path = tmp_path / "shape.png"
+    batch = shapes_batch(1, TEST_SEED + 2)
+    Image.fromarray(batch.images[0]).save(path)
+    assert main(["inspect", NAME, str(path), "--out", str(tmp_path / "insp")]) == 0
+    out = capsys.readouterr().out
+    assert "6x6 patch grid" in out and f"prediction: {SHAPES[batch.labels[0]]}" in out
+    assert headscope.Inspection.load(tmp_path / "insp").patch_grid == (6, 6)
+    assert main(["inspect", NAME, "a text, not an image"]) == 2
+    assert "pass an image" in capsys.readouterr().err
