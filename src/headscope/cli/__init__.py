@@ -117,16 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headscope`` console script."""
-    args = build_parser().parse_args(argv)
-    check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # weight-loading bars are noise in a command's output
     try:
+        args = build_parser().parse_args(argv)
+        check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # weight-loading bars are noise in a command's output
         return args.handler(args)
     except HeadscopeError as err:
         print(f"headscope: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # also while torch and transformers are still being imported
+        print("headscope: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
