@@ -443,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                for c in reports[main_model].conventions}
 
     command = COMMAND.format(limit=stats["n"])
+    load = os.getloadavg()[0]
     parts = [HEAD.format(command=command, default=DEFAULT_CONVENTION, n_sent=stats["n"], n_sure=stats["n_sure"],
                          n_possible=stats["n_possible"], cap_all=stats["cap_all"], cap_en=stats["cap_en"],
                          cap_fr=stats["cap_fr"], contractions=stats["contractions"])]
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"`--limit N` scores the first N pairs only (this page: {stats['n']}).\n")
     parts.append("Models, as shipped when the script was last run:\n\n" + "\n".join(
         f"- {describe(prov[m])}; {reports[m].n_sentences} sentences scored in {reports[m].seconds:.1f} s on "
-        f"{os.cpu_count()} CPU cores; links: `{where[m].split(' ')[0]}` {' '.join(where[m].split(' ')[1:])}." for m in models) + "\n")
+        f"{os.cpu_count()} CPU cores (load average {load:.1f} when the script ran); links: `{where[m].split(' ')[0]}` {' '.join(where[m].split(' ')[1:])}." for m in models) + "\n")
     parts.append("### Best head, naive and shift side by side\n\n" + side_by_side(reports) + "\n")
     parts.append(
         "### Reference points\n\nOn the same gold set, same scoring: a diagonal with no model (target word *j* of "

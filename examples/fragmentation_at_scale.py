@@ -15,15 +15,19 @@ on the same data per model:
   best-aligning head, the head that agrees best with leave-one-out (chosen on the other half of
   the texts), rollout, flow (self-attention only) and any further reading type that
   ``headscope.aggregate.map_readings`` lists, row by row (Jain & Wallace 2019);
-* counterfactual attention (median TVD of the output when every head's attention is made
-  uniform) when ``headscope.faithful.counterfactual`` exists.
+* counterfactual attention when ``headscope.faithful.counterfactual`` exists: every compared
+  head made uniform, the TVD of the output distribution per decision (median over texts) and the
+  share of decisions flipped.
 
 Writes a table (CSV, JSON, Markdown) and a figure to ``--out``, and the measured block of
 ``docs/fragmentation.md`` (between its ``scale-study`` markers) when ``--out`` is under docs/.
 
-    python examples/fragmentation_at_scale.py                                   # naive, all models
-    python examples/fragmentation_at_scale.py --convention shift --out docs/fragmentation/shift
-    python examples/fragmentation_at_scale.py --hansards 40 --multi30k 20 --reviews 20 --out /tmp/s  # quick
+    python examples/fragmentation_at_scale.py                      # naive: every model -> docs/fragmentation/
+    python examples/fragmentation_at_scale.py --convention shift   # translators' alignment -> docs/fragmentation/shift/
+    python examples/fragmentation_at_scale.py --hansards 40 --multi30k 20 --reviews 20 --out /tmp/s   # quick
+
+One torch thread by default (``--threads``): on 2 cores these small models lose more to thread
+synchronisation than a second thread gives.
 """
 
 from __future__ import annotations
@@ -193,13 +197,14 @@ def measure_inspection(insp: headscope.Inspection, unavailable: dict[str, str]) 
         "focused": float(np.isin(frag.labels, ("alignment-like", "focused")).mean()),
         "head_tau": row_kendall_many(heads[..., keep], loo[:, keep]), "tau": {},
     }
-    wanted: list[Reading] = [HeadsMean(kind)]
-    wanted += [r for r in map_readings(insp, kind, heads=False, flow_too=True) if isinstance(r, (Rollout, Flow))]
-    wanted += extra_readings(insp, kind)
-    for r in wanted:
+    base = [HeadsMean(kind)]
+    base += [r for r in map_readings(insp, kind, heads=False, flow_too=True) if isinstance(r, (Rollout, Flow))]
+    for r in base:
+        out["tau"][r] = row_kendall(decision_maps(insp, r, rows)[:, keep], loo[:, keep])
+    for r in extra_readings(insp, kind):
         try:
             m = decision_maps(insp, r, rows)
-        except HeadscopeError as e:  # a reading that needs what this capture did not record
+        except HeadscopeError as e:  # another issue's reading that needs what this capture did not record
             unavailable[r.name] = f"{type(e).__name__}: {e}"
             continue
         out["tau"][r] = row_kendall(m[:, keep], loo[:, keep])
@@ -420,7 +425,7 @@ def draw(rows: list[dict], path: Path, convention: str) -> None:
                       tau_errors={k: [2 * val(r, c + "_se") for r in rows] for k, c in tau_series.items()
                                   if any(c in r and r[c] is not None for r in rows)},
                       output_change=change, groups=[r["task"] for r in rows],
-                      title=f"fragmentation at scale ({convention} convention)")
+                      title=f"fragmentation at scale ({convention} convention; τ bars: ±2 standard errors over texts)")
     save(fig, path)
 
 
@@ -432,6 +437,18 @@ def _short(name: str) -> str:
 
 _TAU_KEYS = {"all-heads mean": "tau_loo_all_mean", "best-aligning head": "tau_loo_best_head",
              "top-τ head": "tau_loo_top_head", "rollout": "tau_loo_rollout"}
+
+
+def _trend(values: Sequence[float | None]) -> str:
+    """How a measure moves along the translators, smallest model first."""
+    v = [x for x in values if x is not None]
+    if len(v) < 2 or len(v) < len(values):
+        return "cannot be followed (missing values)"
+    if all(b > a for a, b in zip(v, v[1:])):
+        return "rises at every step (" + " → ".join(f"{x:.3f}" for x in v) + ")"
+    if all(b < a for a, b in zip(v, v[1:])):
+        return "falls at every step (" + " → ".join(f"{x:.3f}" for x in v) + ")"
+    return "has no steady trend (" + " → ".join(f"{x:.3f}" for x in v) + ")"
 
 
 def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
@@ -465,13 +482,20 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
             size = ("More heads bought a better aligner" if gain > 0.02 else
                     "More heads bought almost nothing as alignment" if gain > -0.02 else
                     "The single head aligns better than any head of the larger models")
+            worse = [r for r in big if r["best_head_aer"] > one["best_head_aer"]]
+            if worse and gain > -0.02:
+                size += (" — and the best head of " + ", ".join(_short(r["model"]) for r in worse)
+                         + " aligns worse than the single head")
             out.append(f"**{size}:** best-head AER " + ", ".join(
                 f"{r['best_head_aer']:.3f} ({_short(r['model'])})" for r in tr)
                 + "; the all-heads mean " + ", ".join(f"{r['all_mean_aer']:.3f}" for r in tr)
                 + ", rollout " + ", ".join(NA if r["rollout_aer"] is None else f"{r['rollout_aer']:.3f}" for r in tr)
                 + ". " + ("Rollout is the worst reading as alignment in every translator."
                           if all(r["rollout_aer"] is not None and r["rollout_aer"] >= max(r["best_head_aer"], r["all_mean_aer"])
-                                 for r in tr) else "Rollout is not the worst reading in every translator."))
+                                 for r in tr) else "Rollout is not the worst reading in every translator.")
+                + " With size (AER: lower is better), the best head's AER " + _trend([r["best_head_aer"] for r in tr])
+                + ", the all-heads mean's " + _trend([r["all_mean_aer"] for r in tr])
+                + ", rollout's " + _trend([r["rollout_aer"] for r in tr]) + ".")
             one_tau = one["tau_loo_top_head"]
             rivals = [(r2, lab, r2[k]) for r2 in big for lab, k in _TAU_KEYS.items() if r2.get(k) is not None]
             top = max(rivals, key=lambda t: t[2])
@@ -492,6 +516,9 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
             out.append(f"**Faithfulness (τ with leave-one-out):** {verdict}. "
                        + ("Every translator reading is weak (|τ| < 0.3): scale makes no map a good explanation of "
                           "the model's own choices." if weak else "Some translator reading reaches |τ| ≥ 0.3.")
+                       + " With size, τ of the all-heads mean " + _trend([r["tau_loo_all_mean"] for r in tr])
+                       + ", of the best-aligning head " + _trend([r["tau_loo_best_head"] for r in tr])
+                       + ", of rollout " + _trend([r["tau_loo_rollout"] for r in tr]) + "."
                        + " Per model, all-heads mean / best-aligning head / top-τ head / rollout: "
                        + "; ".join(f"{_short(r['model'])} {r['tau_loo_all_mean']:+.3f} / {r['tau_loo_best_head']:+.3f} "
                                    f"/ {r['tau_loo_top_head']:+.3f} / {r['tau_loo_rollout']:+.3f}" for r in tr) + ".")
@@ -503,10 +530,13 @@ def findings(rows: list[dict], unavailable: dict[str, str]) -> list[str]:
                   if r.get(k) is not None]
         compare = ""
         if tr:
-            best_tr = max((x[k], x) for x in tr for k in ("tau_loo_all_mean", "tau_loo_top_head", "tau_loo_rollout")
-                          if x.get(k) is not None)
-            compare = (f" Its top head agrees with leave-one-out {'more' if r['tau_loo_top_head'] > best_tr[0] else 'less'}"
-                       f" than any translator reading (best {best_tr[0]:+.3f}, {_short(best_tr[1]['model'])}).")
+            tr_taus = [(x[k], x, lab) for x in tr for lab, k in _TAU_KEYS.items() if x.get(k) is not None]
+            lo, hi = min(tr_taus, key=lambda t: t[0]), max(tr_taus, key=lambda t: t[0])
+            where = ("less than every" if r["tau_loo_top_head"] < lo[0] else
+                     "more than every" if r["tau_loo_top_head"] > hi[0] else "within the range of the")
+            compare = (f" Its top head agrees with leave-one-out {where} translator reading "
+                       f"({lo[0]:+.3f}, {_short(lo[1]['model'])}'s {lo[2]}, to {hi[0]:+.3f}, "
+                       f"{_short(hi[1]['model'])}'s {hi[2]}).")
         if tr:
             most = max(tr, key=lambda x: x["effective_maps"])
             if r["effective_maps"] < most["effective_maps"]:
@@ -639,9 +669,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"page whose scale-study block to rewrite (default {PAGE.relative_to(ROOT)} when --out is "
                              "under docs/)")
     parser.add_argument("--no-page", action="store_true", help="do not touch the page")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="measure nothing: write the tables, figure and page block again from --out/scale.json")
     parser.add_argument("--no-counterfactual", dest="counterfactual", action="store_false",
                         help="skip the uniform-attention output change even if headscope.faithful.counterfactual exists")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: these models are small, and on 2 cores a second thread costs "
+                             "more in synchronisation than it gives; 0 = torch's default)")
     args = parser.parse_args(argv)
     if args.models is None:
         args.models = list(TRANSLATORS if args.convention == "shift" else FAMILY)
@@ -657,6 +691,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
+    if args.rewrite:
+        return rewrite(args)
     command = shlex.join(["python", "examples/fragmentation_at_scale.py", *(sys.argv[1:] if argv is None else argv)])
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -676,14 +712,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     except MissingData as e:
         raise SystemExit(f"fragmentation_at_scale: {e}") from None
     seconds = time.perf_counter() - t0
-    timing = {"seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
-              "load_average_at_start": round(load, 1), "cpu_cores": os.cpu_count()}
+    meta = {"command": command, "convention": args.convention, "seconds": round(seconds, 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 1), "load_average_at_start": round(load, 1),
+            "cpu_cores": os.cpu_count(), "pending": pending, "unavailable": unavailable,
+            "hansards": args.hansards, "multi30k": args.multi30k, "reviews": args.reviews}
     args.out.mkdir(parents=True, exist_ok=True)
-    align_cols, map_cols = columns(rows)
-    meta = {"command": command, "convention": args.convention, **timing, "pending": pending,
-            "unavailable": unavailable, "hansards": args.hansards, "multi30k": args.multi30k, "reviews": args.reviews}
     (args.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
+    write_outputs(rows, meta, args)
+
+
+def rewrite(args: argparse.Namespace) -> None:
+    """``--rewrite``: the tables, figure and page block again from ``--out``/scale.json, measuring nothing
+    (after a change of the script's tables, figure or sentences; the block keeps that run's command,
+    data sizes and time)."""
+    path = args.out / "scale.json"
+    if not path.is_file():
+        raise SystemExit(f"fragmentation_at_scale: --rewrite needs {path} from an earlier run")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    meta = data["meta"]
+    args.convention, args.hansards, args.multi30k, args.reviews = (meta["convention"], meta["hansards"],
+                                                                    meta["multi30k"], meta["reviews"])
+    write_outputs(data["rows"], meta, args)
+
+
+def write_outputs(rows: list[dict], meta: dict[str, Any], args: argparse.Namespace) -> None:
+    """scale.csv, scale.md, scale.png in ``args.out`` and the page block, from the rows and the run's meta."""
+    pending, unavailable = meta["pending"], meta["unavailable"]
+    align_cols, map_cols = columns(rows)
     write_csv(rows, [("task", "", ""), *align_cols, *map_cols[1:], ("texts", "", ""), ("seconds", "", "")],
               args.out / "scale.csv")
     tables = (f"Alignment:\n\n{markdown(rows, align_cols, pending)}\n\n"
@@ -691,11 +747,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     (args.out / "scale.md").write_text(tables, encoding="utf-8")
     draw(rows, args.out / "scale.png", args.convention)
     if args.page is not None:
-        update_page(args.page, args.convention, page_block(rows, args, pending, unavailable, timing, args.page, command))
+        update_page(args.page, args.convention,
+                    page_block(rows, args, pending, unavailable, meta, args.page, meta["command"]))
         print(f"  wrote the {args.convention} block of {args.page}")
     print(tables)
     print("\n".join(f"- {s}" for s in findings(rows, unavailable)) if args.convention == "naive" else "")
-    print(f"total {seconds:.0f} s wall, {timing['cpu_seconds']:.0f} s CPU, load average {load:.1f} at the start")
+    print(f"total {meta['seconds']:.0f} s wall, {meta['cpu_seconds']:.0f} s CPU, "
+          f"load average {meta['load_average_at_start']:.1f} at the start")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ The rule (also stated in the README, "The docs are tested"):
   repository (its working directory), with one torch thread;
 * every command of a ```` ```bash ```` block runs there too: ``headscope ...`` through the
   command's entry point (:func:`headscope.cli.main`), ``python examples/...``,
-  ``python benchmarks/...`` and ``python training/...`` as scripts. ``pip install`` and
+  ``python benchmarks/...`` and ``python training/...`` as scripts (``runpy``, as ``python`` runs
+  them, in the test's interpreter so that start-up and loaded models are shared). ``pip install`` and
   ``python -m pytest`` are what CI itself runs (``.ci/run``, checked by ``tests/test_readme.py``);
 * **budget options**: the number after an option in :data:`BUDGET` is replaced by the small one
   there, so that a training run or a full study runs for seconds, the same code on less data.
@@ -43,7 +44,6 @@ BUDGET = {
     "--sizes": "8", "--max-ref-n": "8", "--ablation-texts": "2",
 }
 SCRIPT_DIRS = ("examples/", "benchmarks/", "training/")
-SCRIPT_TIMEOUT = 300
 RUN_BY_CI = (("pip",), ("python", "-m", "pytest"))
 
 _FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -128,12 +128,33 @@ def run_cli(words: list[str], cwd: Path) -> str:
 
 
 def run_script(words: list[str], cwd: Path) -> str:
-    """``python <script> ...`` as a subprocess in ``cwd`` with one thread; exit status 0 asserted."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, *words[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=SCRIPT_TIMEOUT)
-    assert done.returncode == 0, f"{shlex.join(words)} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    return done.stdout
+    """``python <script> ...`` in ``cwd``, as ``python`` would run it (``runpy``, ``__name__ ==
+    "__main__"``, ``sys.argv`` and ``sys.path[0]`` set), but in this interpreter: the start-up and
+    the loaded models are shared between commands. Exit status 0 asserted; torch threads restored."""
+    import runpy
+
+    import torch
+
+    script = cwd / words[1]
+    assert script.is_file(), f"{words[1]} does not exist"
+    out, err = io.StringIO(), io.StringIO()
+    saved = (os.getcwd(), list(sys.argv), list(sys.path), torch.get_num_threads())
+    os.chdir(cwd)
+    sys.argv = [str(script), *words[2:]]
+    sys.path.insert(0, str(script.parent))
+    code: object = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(str(script), run_name="__main__")
+            except SystemExit as stop:
+                code = stop.code or 0
+    finally:
+        os.chdir(saved[0])
+        sys.argv, sys.path[:] = saved[1], saved[2]
+        torch.set_num_threads(saved[3])
+    assert code == 0, f"{shlex.join(words)} exited {code}:\n{err.getvalue()[-3000:]}"
+    return out.getvalue()
 
 
 def run_file(path: str, repo: Path) -> list[str]:

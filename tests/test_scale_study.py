@@ -228,6 +228,10 @@ def test_main_writes_tables_figure_and_the_page_block(scale, tmp_path):
     assert "| headscope/en-fr-99x99 | *not shipped when this ran: its row goes here* |" in text
     assert "| headscope/sentiment | n/a | n/a | n/a |" in text  # alignment: not applicable, said so
     assert "**The classifier**" in text and "n/a` = not applicable" in text
+    # --rewrite: the same outputs again from scale.json, nothing measured
+    figure = (out / "scale.png").read_bytes()
+    scale.main(["--rewrite", "--out", str(out), "--page", str(page)])
+    assert page.read_text(encoding="utf-8") == text and (out / "scale.png").read_bytes() == figure
 
 
 def test_findings_read_the_numbers_both_ways(scale):
@@ -242,6 +246,7 @@ def test_findings_read_the_numbers_both_ways(scale):
     text = " ".join(scale.findings(rows, {}))
     assert "fragmentation does not grow steadily with size" in text
     assert "More heads bought a better aligner" in text
+    assert "the best head's AER falls at every step (0.590 → 0.570 → 0.400)" in text
     assert "As expected, the single head of en-fr-1x1 (τ +0.300)" in text
     rows[2]["effective_maps"], rows[2]["tau_loo_top_head"] = 9.0, 0.5
     text = " ".join(scale.findings(rows, {}))

@@ -56,7 +56,7 @@ def test_grid_view_cells_are_the_patches(insp):
     ax = fig.axes[0]
     _check_patch_grid(ax, gm)
     (image,) = _gid(ax, "image")
-    assert image.get_array().shape == (SIZE, SIZE, 3)  # the picture the model saw, under the grid
+    assert image.get_array().shape == (SIZE, SIZE)  # the picture the model saw, in grey under the grid
     assert "6x6 patch grid" in ax.get_title() and "[CLS]" in ax.get_xlabel()  # the special token's share is named
     assert 'id="patch-grid"' in to_svg(fig)
 

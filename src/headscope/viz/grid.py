@@ -13,7 +13,8 @@ Testable structure (``gid`` labels, as in :mod:`headscope.viz.figures`):
   boundaries in pixels;
 * ``"grid-lines"``: the grid lines (``rows + 1`` horizontal and ``cols + 1`` vertical segments);
 * ``"smooth-overlay"``: a smooth rendering (an image artist), always titled as interpolated;
-* ``"image"``: the picture the model saw; ``"curve"``: a deletion / insertion curve.
+* ``"image"``: the picture the model saw (in grey under a map, so that its colours do not mix with
+  the map's colour scale); ``"curve"``: a deletion / insertion curve.
 
 >>> from headscope.vision import grid_map
 >>> fig = grid_view(grid_map(insp, "encoder.rollout"), image_for_display(insp))  # doctest: +SKIP
@@ -37,7 +38,7 @@ from .figures.canvas import new_figure
 __all__ = ["curves_figure", "draw_grid", "draw_smooth", "grid_panels", "grid_view", "side_by_side", "smooth_view"]
 
 CMAP = "inferno"
-ALPHA = 0.65
+ALPHA = 0.7
 
 
 def _check(gm: GridMap, image: np.ndarray | None) -> None:
@@ -46,9 +47,14 @@ def _check(gm: GridMap, image: np.ndarray | None) -> None:
                          f"{gm.image_size[1]}x{gm.image_size[0]}; pass the image the model saw (image_for_display)")
 
 
-def _image(ax: Any, image: np.ndarray | None, size: tuple[int, int]) -> None:
+def _image(ax: Any, image: np.ndarray | None, size: tuple[int, int], under_map: bool = True) -> None:
+    """The picture; under a map it is drawn in grey (its colours would mix with the map's colour scale)."""
     if image is not None:
-        artist = ax.imshow(image, extent=(0, size[1], size[0], 0), interpolation="nearest")
+        if under_map and image.ndim == 3:
+            artist = ax.imshow(image.mean(-1), extent=(0, size[1], size[0], 0), interpolation="nearest", cmap="gray",
+                               vmin=0.0, vmax=1.0)
+        else:
+            artist = ax.imshow(image, extent=(0, size[1], size[0], 0), interpolation="nearest")
         artist.set_gid("image")
     ax.set_xlim(0, size[1])
     ax.set_ylim(size[0], 0)
@@ -135,7 +141,7 @@ def side_by_side(gm: GridMap, image: np.ndarray, *, mode: str = "bilinear", size
     """The same map rendered both ways: the image, the patch grid (measured), the smooth overlay (interpolated)."""
     fig = new_figure(3 * size, size + 0.9)
     axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
-    _image(axes[0], image, gm.image_size)
+    _image(axes[0], image, gm.image_size, under_map=False)
     axes[0].set_title("image the model saw", fontsize=8)
     rows, cols = gm.grid
     top = float(gm.values.max())

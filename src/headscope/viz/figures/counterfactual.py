@@ -89,7 +89,7 @@ def swap_scatter(panels: Mapping[str, Any], *, title: str | None = None,
             ax.set_title(name, fontsize=9)
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("JS divergence from the original map (bits)")
-        axes[-1].legend(fontsize=7, loc="lower right")
+        axes[-1].legend(fontsize=7, loc="best")
         if title:
             fig.suptitle(title, fontsize=10)
         fig.tight_layout()
