@@ -60,6 +60,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(value: object) -> str:
+    """``7,708,672`` for an int, ``224 x 224`` for a list, the value itself otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return " x ".join(_number(v) for v in value)
+    return str(value)
+
+
 def _models(args: argparse.Namespace) -> int:
     """``headscope models``: list the shipped models with their task, size, data and quality.
 
@@ -77,7 +86,8 @@ def _models(args: argparse.Namespace) -> int:
 
     for m in list_models():
         default = "  (default)" if m.name == DEFAULT_MODEL else ""
-        size = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in m.size.items()) if isinstance(m.size, dict) else m.size
+        size = ", ".join(f"{k.replace('_', ' ')} {_number(v)}" for k, v in m.size.items()) \
+            if isinstance(m.size, dict) else m.size
         print(f"{m.name}{default}\n  {m.description}\n  task: {m.task}; {size}\n  data: {m.data}\n  quality: {m.quality}")
     return 0
 
