@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=55.0, help="wall-clock training budget")
     ap.add_argument("--steps", type=int, default=0, help="step budget (0: time-bounded only)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--tokenizer", type=Path, default=None,
+                    help="tokenizer folder (default <work>/tokenizer); give a shipped model's folder to share its vocabulary")
     ap.add_argument("--out", type=Path, default=None,
                     help="export folder (default src/headscope/models/weights/<en-fr...>)")
     ap.add_argument("--max-tokens", type=int, default=2000)
@@ -100,7 +102,7 @@ def main() -> None:
 
     from transformers import MarianMTModel
 
-    tok = load_tokenizer(args.work / "tokenizer")
+    tok = load_tokenizer(args.tokenizer or args.work / "tokenizer")
     pad_id, eos_id, unk_id = tok.pad_token_id, tok.eos_token_id, tok.unk_token_id
     cfg = marian_config(args.size, len(tok), pad_id, eos_id, unk_id)
     model = MarianMTModel(cfg)
