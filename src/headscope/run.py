@@ -14,7 +14,8 @@ from .capture import run_capture, split_examples
 from .errors import InputError, UnsupportedModelError
 from .inspection import Inspection
 from .models.architectures import decoder_inputs
-from .models.loading import DEFAULT_MODEL, LoadedModel, load
+from .models import DEFAULT_MODEL
+from .models.loading import LoadedModel, load
 
 Text = str | Sequence[str]
 
@@ -237,7 +238,9 @@ def _targets(loaded: LoadedModel, inputs: dict[str, Any], targets: list[Any] | N
         return tgt_enc["input_ids"], tgt_enc["attention_mask"], tgt_enc
     gen_kwargs: dict[str, Any] = dict(num_beams=num_beams, do_sample=False)
     if max_new_tokens is not None:
-        gen_kwargs["max_new_tokens"] = max_new_tokens
+        # the decoder's start token plus max_new_tokens; said as max_length, transformers does not warn
+        # that the model's own generation_config.max_length is overridden
+        gen_kwargs["max_length"] = max_new_tokens + 1
     elif loaded.max_length is not None:
         gen_kwargs["max_length"] = loaded.max_length
     with torch.no_grad():

@@ -82,7 +82,7 @@ def _models(args: argparse.Namespace) -> int:
     int
         The exit code (0).
     """
-    from ..models import DEFAULT_MODEL, list_models
+    from ..models import DEFAULT_MODEL, list_models  # lists without importing torch
 
     for m in list_models():
         default = "  (default)" if m.name == DEFAULT_MODEL else ""
@@ -130,9 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # weight-loading bars are noise in a command's output
         return args.handler(args)
     except HeadscopeError as err:
         print(f"headscope: error: {err}", file=sys.stderr)

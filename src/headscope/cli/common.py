@@ -19,14 +19,10 @@ import os
 import re
 from pathlib import Path
 
-#: The model a verb uses when none is given (checked against ``headscope.models.DEFAULT_MODEL`` by the tests;
-#: spelt here so that building the parser does not import the model stack).
-DEFAULT_MODEL = "headscope/en-fr"
+from ..models import DEFAULT_MODEL  # imports no model stack until a model is loaded
+
 #: The folder (in the working directory) that holds what verbs write when ``--out`` is not given.
 OUT_ROOT = "headscope-out"
-#: Shipped model names, for telling a forgotten text from a model name without loading anything.
-SHIPPED_NAMES = ("headscope/en-fr", "headscope/en-fr-1x1", "headscope/en-fr-6x8", "headscope/sentiment",
-                 "headscope/shapes-vit")
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -54,13 +50,13 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def names_model(arg: str) -> bool:
-    """Whether ``arg`` reads as a model rather than a text: a shipped name, a model folder, or a
-    hub name (``owner/name``, no spaces).
+    """Whether ``arg`` reads as a model rather than a text: a model folder (with a ``config.json``)
+    or a shipped or hub name (``owner/name``, no spaces), decided without loading anything.
 
     >>> [names_model(a) for a in ("headscope/sentiment", "Helsinki-NLP/opus-mt-en-fr", "A red car.", "yes")]
     [True, True, False, False]
     """
-    if arg in SHIPPED_NAMES or (os.path.isdir(arg) and os.path.isfile(os.path.join(arg, "config.json"))):
+    if os.path.isdir(arg) and os.path.isfile(os.path.join(arg, "config.json")):
         return True
     return bool(_HUB_NAME.match(arg))
 
@@ -70,7 +66,8 @@ def check(args: argparse.Namespace) -> None:
 
     * ``[MODEL] TEXT`` given only a model name (``headscope inspect headscope/sentiment``): exit 2
       with the verb's usage, saying the text is missing;
-    * ``model`` left out: :data:`DEFAULT_MODEL`;
+    * ``model`` left out: :data:`DEFAULT_MODEL`; a model that cannot be loaded here (unknown
+      shipped name, folder without config, hub name offline): :class:`ModelNotFoundError` at once;
     * ``--threads``: a positive number, applied to torch.
     """
     parser = getattr(args, "usage_parser", None)
@@ -79,8 +76,12 @@ def check(args: argparse.Namespace) -> None:
         metavar = getattr(args, "text_metavar", "TEXT")
         parser.error(f"{metavar} is missing: {text!r} names a model, not a text; give both, e.g. "
                      f"headscope {parser.prog.split()[-1]} {text} \"A man in a red shirt.\"")
-    if hasattr(args, "model") and args.model is None:
-        args.model = DEFAULT_MODEL
+    if hasattr(args, "model"):
+        if args.model is None:
+            args.model = DEFAULT_MODEL
+        from ..models.names import check_name
+
+        check_name(args.model)  # an unknown or unreachable model fails here, before torch is imported
     threads = getattr(args, "threads", None)
     if threads is not None and parser is not None:
         if threads < 1:

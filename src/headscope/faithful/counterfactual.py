@@ -353,7 +353,6 @@ def counterfactual(model_or_inspection: Any, text: Any = None, *, target: Any = 
         specs = [sites] if isinstance(sites, (str, Target)) or not isinstance(sites, (list, tuple)) else list(sites)
         targets = [Target.of(s) for s in specs]
     heads_of = {t.name: t.heads(blocks) for t in targets}
-    keys = sorted({k for hs in heads_of.values() for k in hs})
     gen = torch.Generator().manual_seed(seed)
     effects: list[Effect] = []
     maps_kept: dict[tuple, dict[str, np.ndarray]] | None = {} if keep_maps else None

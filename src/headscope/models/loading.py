@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from safetensors import SafetensorError
@@ -17,13 +14,9 @@ from transformers import PreTrainedModel
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from .architectures import Architecture
+from .names import check_name, is_shipped
 from .structure import ModelStructure, describe
 
-DEFAULT_MODEL = "headscope/en-fr"
-SHIPPED_PREFIX = "headscope/"
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
-                    "sentencepiece.bpe.model", "source.spm", "tokenizer.model")
-_PROCESSOR_FILES = ("preprocessor_config.json",)  # image models: the image processor instead of a tokenizer
 
 
 @dataclass
@@ -148,21 +141,14 @@ def _load_cached(name: str, dtype: torch.dtype, attn_implementation: str | None)
 
 
 def _load_named(name: str, dtype: torch.dtype, attn_implementation: str | None) -> LoadedModel:
-    if name.startswith(SHIPPED_PREFIX) and not os.path.isdir(name):
-        from .shipped import list_shipped, load_shipped
+    check_name(name)
+    if is_shipped(name):
+        from .shipped import load_shipped
 
-        known = [m.name for m in list_shipped()]
-        if name not in known:
-            raise ModelNotFoundError(f"unknown shipped model {name!r}; the shipped models are {known} "
-                                     "(`headscope models` lists them)")
         net, tokenizer = load_shipped(name, dtype=dtype)
         if attn_implementation is not None:
             net.set_attn_implementation(attn_implementation)
         return LoadedModel.of(net.eval(), tokenizer, name)
-    if not os.path.isdir(name):
-        _check_hub_name(name)
-    else:
-        _check_folder(Path(name))
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -221,51 +207,6 @@ def _check_heads(name: str, config: Any) -> None:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__).rstrip(". ")
-
-
-def _check_folder(folder: Path) -> None:
-    if not (folder / "config.json").is_file():
-        raise ModelNotFoundError(f"{folder} has no config.json; pass a folder written by save_pretrained")
-    if not any((folder / f).is_file() for f in _TOKENIZER_FILES + _PROCESSOR_FILES):
-        raise ModelNotFoundError(
-            f"{folder} has no tokenizer files (none of {', '.join(_TOKENIZER_FILES[:3])}, ...); save the tokenizer "
-            "next to the model (tokenizer.save_pretrained(folder)) or pass a (model, tokenizer) pair")
-
-
-def _check_hub_name(name: str) -> None:
-    """Fail at once, with one line, when a hub name cannot be fetched (offline, or hub unreachable)."""
-    from huggingface_hub import constants, try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
-    if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
-        raise ModelNotFoundError(f"{name!r} is not a folder; pass a folder written by save_pretrained, a hub name "
-                                 "or a shipped model (`headscope models` lists them)")
-    try:
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return  # in the local cache: transformers loads it without the network
-    except HFValidationError:
-        raise ModelNotFoundError(f"{name!r} is neither a folder, a shipped model nor a valid Hugging Face hub name "
-                                 "('org/name'); `headscope models` lists the shipped models") from None
-    shipped = ", ".join(_shipped_names())
-    close = difflib.get_close_matches(name, [*_shipped_names(), *[n.split("/")[-1] for n in _shipped_names()]], n=1)
-    hint = f" Did you mean {'headscope/' + close[0].split('/')[-1]!r}?" if close else ""
-    fix = (f"load a shipped model ({shipped}) or a local folder written by save_pretrained "
-           "(headscope.inspect('path/to/folder', text))")
-    if constants.HF_HUB_OFFLINE:
-        raise ModelNotFoundError(f"{name!r} is not a shipped model, a local folder or in the Hugging Face cache, "
-                                 f"and HF_HUB_OFFLINE is set.{hint} Fix: {fix}")
-    endpoint = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=2).close()
-    except OSError:
-        raise ModelNotFoundError(f"{name!r} is not a shipped model or a local folder, and the Hugging Face hub "
-                                 f"({endpoint.hostname}) cannot be reached from here.{hint} Fix: {fix}") from None
-
-
-def _shipped_names() -> list[str]:
-    from .shipped import list_shipped
-
-    return [m.name for m in list_shipped()]
 
 
 def _check_tokenizer(loaded: LoadedModel) -> None:

