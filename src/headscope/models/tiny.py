@@ -9,6 +9,9 @@ the rest work on every family, offline, in milliseconds.
 
 from __future__ import annotations
 
+import collections
+from typing import Any
+
 import torch
 import transformers as tf
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -35,16 +38,27 @@ DECODERS = ("gpt2",)
 FAMILIES = ENCODERS + SEQ2SEQ + DECODERS
 
 
+def _wordpiece_vocab(specials: list[str], normalizer: Any, pre_tokenizer: Any, size: int) -> dict[str, int]:
+    """A WordPiece vocabulary built the same way in every process (the tokenizers trainer breaks
+    ties in hash order): specials, every character alone and as ``##c``, then the most frequent
+    words of the corpus (ties alphabetical) up to ``size``."""
+    counts: collections.Counter[str] = collections.Counter(
+        word for line in _CORPUS for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line)))
+    chars = sorted({c for word in counts for c in word})
+    tokens = [*specials, *chars, *(f"##{c}" for c in chars)]
+    tokens += [w for w, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0])) if len(w) > 1]
+    return {t: i for i, t in enumerate(tokens[:max(size, len(specials) + 2 * len(chars))])}
+
+
 def tiny_tokenizer(style: str = "wordpiece", vocab_size: int = 300) -> PreTrainedTokenizerFast:
     """A small fast tokenizer trained in memory: ``wordpiece`` (BERT-like, [CLS]/[SEP]) or
     ``metaspace`` (SentencePiece-like, ``</s>`` appended) or ``bytelevel`` (GPT-2-like)."""
     if style == "wordpiece":
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        tok.train_from_iterator(_CORPUS, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+        normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        tok = Tokenizer(models.WordPiece(_wordpiece_vocab(specials, normalizer, pre_tokenizer, vocab_size),
+                                         unk_token="[UNK]"))
+        tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
