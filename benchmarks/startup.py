@@ -1,7 +1,8 @@
 """The first minute of a user: how long `import headscope`, `headscope --help`, `headscope models`
 and a first `headscope inspect` take, each in a fresh process, against the baseline of a bare
-`python -c pass` (interpreter start) and of `import torch` / `import transformers` measured in
-the same run.
+`python -c pass` (interpreter start), of `import torch` / `import transformers`, and of the floor
+under `headscope inspect` (the same model loaded and run by transformers alone), measured in the
+same run.
 
     python benchmarks/startup.py [--repeats 5]
 """
@@ -15,10 +16,17 @@ import subprocess
 import sys
 import time
 
+# The floor under `headscope inspect`: the same model loaded and run by transformers alone, no headscope.
+TRANSFORMERS_ALONE = (
+    "import torch; from importlib import resources; from transformers import AutoModelForSeq2SeqLM, AutoTokenizer; "
+    "p = str(resources.files('headscope') / 'models' / 'weights' / 'en-fr'); "
+    "m = AutoModelForSeq2SeqLM.from_pretrained(p, dtype=torch.float32); t = AutoTokenizer.from_pretrained(p); "
+    "print(t.decode(m.generate(**t('A man in a red shirt is riding a bike.', return_tensors='pt'))[0]))")
 CASES = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
     "import torch (reference)": [sys.executable, "-c", "import torch"],
     "import transformers (reference)": [sys.executable, "-c", "import transformers"],
+    "transformers alone: load en-fr + translate (floor)": [sys.executable, "-c", TRANSFORMERS_ALONE],
     "import headscope": [sys.executable, "-c", "import headscope"],
     "headscope --help": [sys.executable, "-m", "headscope.cli", "--help"],
     "headscope models": [sys.executable, "-m", "headscope.cli", "models"],

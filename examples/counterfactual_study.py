@@ -222,7 +222,7 @@ def write_doc(out: Path, cls, cls_top, mt, args, info, wall) -> None:
         "![per layer](img/counterfactual_layers.png)", "",
         f"### Classifier `headscope/sentiment` ({cls.n_examples} reviews; all real query rows)", "",
         layer_table(cls, eps), "",
-        f"Top layer, [CLS] row only (`rows=\"decision\"`):", "",
+        "Top layer, [CLS] row only (`rows=\"decision\"`):", "",
         layer_table(cls_top, eps), "",
         f"### Translator `headscope/en-fr`, cross-attention ({mt.n_examples} sentences; every target step)", "",
         layer_table(mt, eps), "",

@@ -249,7 +249,7 @@ def per_sentence_head_aer(report: Any) -> np.ndarray:
 
 def alignment(loaded: headscope.LoadedModel, convention: str, limit: int | None) -> dict[str, Any]:
     """The alignment columns of a translator on hansards-en-fr."""
-    report = evaluate(loaded, "hansards-en-fr", convention=convention, limit=limit, progress=False)
+    report = evaluate(loaded, "hansards-en-fr", convention=convention, limit=limit, progress=False, aligner=None)
     best = Head("cross", *report.best_head)
     share, _ = best_head_stability(per_sentence_head_aer(report))
     li = report.layers.index(report.best_head[0])

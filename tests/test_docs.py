@@ -42,6 +42,9 @@ BUDGET = {
     "--minutes": "0.05", "--steps": "2", "--limit": "4", "--sentences": "2", "--reviews": "4",
     "--hansards": "6", "--multi30k": "4", "--repeats": "1", "--eval-n": "4", "--eval-minutes": "0.05",
     "--sizes": "8", "--max-ref-n": "8", "--ablation-texts": "2",
+    "--pool": "256", "--validation": "40", "--test": "60", "--images": "12", "--faithful-images": "3",
+    "--grad-sentences": "2", "--aligner-pairs": "50", "--translations": "1",
+    "--lengths": "64", "--long-tokens": "128",
 }
 SCRIPT_DIRS = ("examples/", "benchmarks/", "training/")
 RUN_BY_CI = (("pip",), ("python", "-m", "pytest"))

@@ -11,7 +11,6 @@ from conftest import TARGETS, TEXTS
 
 import headscope
 from headscope import InputError, Inspection, ModelNotFoundError, UnsupportedModelError
-from headscope.models import build_tiny
 from headscope.run import word_ids_from_tokens
 from headscope.models.tiny import FAMILIES, SEQ2SEQ
 

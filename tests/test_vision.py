@@ -71,6 +71,14 @@ def test_shapes_are_reproducible_and_masks_match_boxes():
     assert set(shapes_batch(200, seed=1).labels.tolist()) == set(range(len(SHAPES)))
 
 
+def test_the_object_is_brighter_than_every_clutter_pixel():
+    """The dataset's design: a bright shape (every channel >= 90, one at 255) over dim clutter (<= ~115)."""
+    batch = shapes_batch(50, seed=5)
+    brightness = batch.images.astype(int).sum(-1)
+    for b, mask in zip(brightness, batch.masks):
+        assert b[mask].min() > b[~mask].max()
+
+
 # ---- inspect: images in, the patch grid out --------------------------------------------------------------------
 
 @pytest.mark.parametrize("family", ["vit", "deit", "beit", "dinov2-registers"])

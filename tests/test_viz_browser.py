@@ -101,7 +101,7 @@ def test_bertviz_export_renders_offline(chromium, tmp_path, insp, view):
     assert bertviz_lines(dom) > 0
     if view == "head":
         assert any("d3 version 5.7.0" in line for line in console)  # the inlined d3 ran
-        n_src, n_tgt = len(insp.source_tokens), len(insp.target_tokens)
+        n_src = len(insp.source_tokens)
         assert bertviz_lines(dom) >= n_src * n_src  # encoder view of layer 0: one line per token pair (per head)
         # readable at its default size: the lines span 360 px (bertviz's own: 115), 3 px wide
         spans = {round(float(b) - float(a)) for a, b in re.findall(r'<line x1="([\d.]+)"[^>]*?x2="([\d.]+)"', dom)}

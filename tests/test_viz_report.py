@@ -67,7 +67,7 @@ def test_readings_are_named_by_their_labels(pair_insp):
     alignment = _section(build_report(pair_insp, GOLD, **QUICK), "alignment")
     rows = re.findall(r"<tr><td>([^<]+)</td>", alignment)
     assert re.fullmatch(r"cross\.\d\.\d \(best single head\)", rows[0])
-    assert rows[1:] == ["layer 0 mean", "layer 1 mean", "all-heads mean", "rollout"]
+    assert rows[1:] == ["layer 0 mean", "layer 1 mean", "all-heads mean", "rollout", "diagonal, no model (baseline)"]
     assert "<b>all-heads mean</b>: every cross-attention head" in alignment
 
 
@@ -156,17 +156,16 @@ def test_faithful_and_fragmentation_sections(pair_insp, monkeypatch):
     assert "<pre>" in fragmentation and "all-heads mean" in fragmentation
 
 
-def test_cli_report_verb(tmp_path, monkeypatch, tiny, capsys):
-    import headscope.run
-
+def test_cli_report_verb(tmp_path, tiny, capsys):
     model, tok = tiny("marian")
-    real = headscope.run.inspect
-    monkeypatch.setattr(headscope.run, "inspect", lambda m, *a, **k: real((model, tok), *a, **k))
-    rc = main(["report", "tiny-marian", " ".join(SRC), "--target", " ".join(TGT), "--gold", GOLD,
+    folder = tmp_path / "tiny-marian"  # the CLI takes the model as a folder written by save_pretrained
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    rc = main(["report", str(folder), " ".join(SRC), "--target", " ".join(TGT), "--gold", GOLD,
                "--no-faithful", "--no-bertviz", "--no-fragmentation", "--out", str(tmp_path)])
     assert rc == 0 and (tmp_path / "report.html").exists()
     assert "AER" in (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert main(["report", "tiny-marian", "A man.", "--gold", "0-0", "--out", str(tmp_path)]) == 2
+    assert main(["report", str(folder), "A man.", "--gold", "0-0", "--out", str(tmp_path)]) == 2
     assert "--target" in capsys.readouterr().err
-    rc = main(["bertviz", "tiny-marian", "A man.", "--view", "model", "--layers", "1", "--out", str(tmp_path)])
+    rc = main(["bertviz", str(folder), "A man.", "--view", "model", "--layers", "1", "--out", str(tmp_path)])
     assert rc == 0 and (tmp_path / "bertviz_model.html").exists()

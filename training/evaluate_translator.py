@@ -52,7 +52,9 @@ def main() -> None:
         cmd = f"python training/evaluate_translator.py {args.folder}"
         if args.beams != 1:
             cmd += f" --beams {args.beams}"
-        update_meta(args.folder, bleu=round(score, 2), bleu_test_set=f"multi30k {args.split}",
+        if args.limit:
+            cmd += f" --limit {args.limit}"
+        update_meta(args.folder, bleu=round(score, 2), bleu_test_set=f"multi30k {args.split} ({len(src)} sentences)",
                     bleu_decoding=decoding, evaluation_command=cmd,
                     quality=f"BLEU {score:.1f} (multi30k {args.split}, {decoding})")
 

@@ -48,6 +48,10 @@ _LAZY = {
     "HeadsMean": "headscope.readings",
     "Rollout": "headscope.readings",
     "Flow": "headscope.readings",
+    "Norm": "headscope.readings",
+    "Alti": "headscope.readings",
+    "ValueZeroing": "headscope.readings",
+    "GradRollout": "headscope.readings",
     "parse_reading": "headscope.readings",
     "attention_graph": "headscope.aggregate",
     "encoder_decoder_rollout": "headscope.aggregate",
@@ -57,7 +61,8 @@ _LAZY = {
     "list_methods": "headscope.faithful",
     "fragmentation": "headscope.fragment",
 }
-_SUBPACKAGES = ("aggregate", "align", "capture", "faithful", "fragment", "models", "readings", "vision", "viz")
+_SUBPACKAGES = ("aggregate", "align", "capture", "distributed", "faithful", "fragment", "mixing", "models", "readings",
+                "vision", "viz")
 
 
 def __getattr__(name: str) -> Any:

@@ -24,6 +24,11 @@ class InputError(HeadscopeError, ValueError):
     """Bad text or target input: empty, too long, mismatched counts, wrong kind."""
 
 
+class TooLargeError(InputError):
+    """A page or view that would be too large for this input (a long input's ``n x n`` maps); the
+    message names the estimated size and how to show less (issue 17)."""
+
+
 class ShapeError(HeadscopeError, ValueError):
     """An attention array of the wrong shape or with invalid values."""
 

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import storage
+from .capture.reductions import Reductions, reduce_maps
 from .errors import InputError
 from .models.architectures import Architecture, architecture_named
 from .models.loading import LoadedModel
@@ -26,6 +27,8 @@ from .readings import KINDS, Site
 FORMAT_VERSION = 2
 _MAPS, _META = "attentions.safetensors", "inspection.json"
 _PIXELS = "pixel_values"  # the image of an image input, kept beside the maps
+_MIXING = "mixing/"  # issue 16: readings beyond the raw weights, one tensor per reading name
+_REDUCED = "reduced"  # reductions computed during the capture (issue 17), as "reduced/<kind>/<name>"
 
 
 @dataclass(eq=False)
@@ -57,6 +60,15 @@ class Inspection:
         pixel_values: the image as the model saw it, ``[channels, height, width]`` (its processor's
             output), ``None`` for text.
         loaded: the model it came from (``None`` after :meth:`load`); readings that re-run the model need it.
+        mixing: ``{reading name: [query, key] map}`` of the readings beyond the raw weights computed with
+            ``headscope.inspect(..., readings=[...])`` (norm, ALTI, value zeroing, gradient rollout; see
+            :mod:`headscope.mixing`); empty unless asked for.
+        reduced: ``{kind: {name: tensor}}`` computed during the capture when ``reduce=`` was given
+            (``entropy``/``sink``/``max`` ``[layers, heads, query]``, ``topk.values``/``topk.indices``
+            ``[layers, heads, query, k]``, ``rows`` ``[layers, heads, rows, key]`` and ``rows.index``);
+            read them with :meth:`reduction`. See :mod:`headscope.capture.reductions`.
+        reductions: what was asked for (a :class:`~headscope.capture.Reductions`), ``None`` if nothing.
+        streamed_to: the folder the full maps were streamed to (``stream_to=``), ``None`` if not.
 
     >>> insp = headscope.inspect("headscope/en-fr", "A red car.")     # doctest: +SKIP
     >>> insp.map("cross", 2, 1).shape                                  # doctest: +SKIP
@@ -78,6 +90,10 @@ class Inspection:
     patch_grid: tuple[int, int] | None = None  # issue 18: image inputs
     pixel_values: torch.Tensor | None = field(default=None, repr=False)
     loaded: LoadedModel | None = field(default=None, repr=False, compare=False)
+    mixing: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # issue 16
+    reduced: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # issue 17
+    reductions: Reductions | None = None
+    streamed_to: str | None = None
 
     # ---- access -------------------------------------------------------------------------
     @property
@@ -87,18 +103,51 @@ class Inspection:
 
     def shape(self, kind: str) -> tuple[int, int]:
         """``(layers, heads)`` captured for ``kind`` (heads of its first layer)."""
+        if kind not in self.attentions and kind in self.reduced:  # only reductions kept (issue 17)
+            first = next(t for name, t in self.reduced[kind].items() if name != "rows.index")
+            return int(first.shape[0]), int(first.shape[1])
         layers = self.layer_maps(kind)
         return len(layers), int(layers[0].shape[0])
 
     def layer_indices(self, kind: str) -> list[int]:
         """The model's layer index of each captured layer of ``kind``."""
+        if kind not in self.attentions and kind in self.reduced:  # only reductions kept (issue 17)
+            first = next(t for name, t in self.reduced[kind].items() if name != "rows.index")
+            return self.layers.get(kind, list(range(first.shape[0])))
         return self.layers.get(kind, list(range(len(self.layer_maps(kind)))))
 
     def layer_maps(self, kind: str) -> list[torch.Tensor]:
         """The maps of ``kind`` layer by layer, each ``[heads, query, key]`` (shapes may differ by layer)."""
         if kind not in self.attentions:
+            if self.streamed_to is not None or kind in self.reduced:
+                where = (f"they were streamed to {self.streamed_to} (read them with "
+                         f"headscope.capture.load_streamed({self.streamed_to!r}, {kind!r}))"
+                         if self.streamed_to is not None else "only reductions were kept (insp.reduction(kind, name))")
+                raise InputError(f"no {kind!r} maps in memory: {where}; inspect without reduce=/stream_to= to keep "
+                                 "the maps")
             raise InputError(f"no {kind!r} attention in this inspection; captured kinds: {self.kinds}")
         return list(self.attentions[kind])
+
+    def reduction(self, kind: str, name: str) -> torch.Tensor:
+        """One reduction of ``kind`` (see :attr:`reduced`): the one computed during the capture, or,
+        when only full maps were kept, the same computed from them now
+        (:func:`~headscope.capture.reductions.reduce_maps`).
+
+        >>> insp.reduction("encoder", "entropy").shape    # doctest: +SKIP
+        torch.Size([6, 12, 9])
+        """
+        if name in self.reduced.get(kind, {}):
+            return self.reduced[kind][name]
+        if kind in self.attentions and self.stacked(kind):
+            spec = self.reductions or Reductions()
+            if name.startswith("topk.") and not spec.topk:
+                raise InputError(f"reduction {name!r}: no k was given; inspect with reduce=['topk=K']")
+            found = reduce_maps(self.attentions[kind], spec, kind)
+            if name in found:
+                return found[name]
+        have = sorted(self.reduced.get(kind, {}))
+        raise InputError(f"no reduction {name!r} of {kind!r} in this inspection (kept: {have or 'none'}); "
+                         "inspect with reduce=[...] naming it (see headscope.capture.Reductions)")
 
     def stacked(self, kind: str) -> bool:
         """Whether the layers of ``kind`` share one map shape (kept as one ``[layers, heads, q, k]`` tensor)."""
@@ -157,9 +206,14 @@ class Inspection:
             return NotImplemented
         same_image = (self.pixel_values is None) == (other.pixel_values is None) and (
             self.pixel_values is None or torch.equal(self.pixel_values, other.pixel_values))
-        return self._metadata() == other._metadata() and self.kinds == other.kinds and same_image and all(
+        same_mixing = self.mixing.keys() == other.mixing.keys() and all(
+            torch.equal(m, other.mixing[k]) for k, m in self.mixing.items())
+        return self._metadata() == other._metadata() and self.kinds == other.kinds and same_image and same_mixing and all(
             self.stacked(k) == other.stacked(k) and len(self.layer_maps(k)) == len(other.layer_maps(k))
-            and all(torch.equal(a, b) for a, b in zip(self.layer_maps(k), other.layer_maps(k))) for k in self.kinds)
+            and all(torch.equal(a, b) for a, b in zip(self.layer_maps(k), other.layer_maps(k))) for k in self.kinds) \
+            and self.reduced.keys() == other.reduced.keys() and all(
+                self.reduced[k].keys() == other.reduced[k].keys()
+                and all(torch.equal(t, other.reduced[k][n]) for n, t in self.reduced[k].items()) for k in self.reduced)
 
     # ---- display ------------------------------------------------------------------------
     def summary(self) -> str:
@@ -181,6 +235,13 @@ class Inspection:
             sizes = sorted({"x".join(map(str, t.shape[-2:])) for t in self.layer_maps(kind)})
             lines.append(f"  {kind:<7} attention: {n_layers} layers x {n_heads} heads, maps {' / '.join(sizes)}"
                          + ("" if self.stacked(kind) else " (per layer)"))
+        for kind, found in self.reduced.items():  # issue 17
+            lines.append(f"  {kind:<7} reductions: {', '.join(found)}")
+        if self.streamed_to is not None:
+            lines.append(f"  maps streamed to {self.streamed_to}")
+        if self.mixing:  # issue 16
+            methods = sorted({name.rsplit(".", 1)[1] for name in self.mixing})
+            lines.append(f"  readings beyond the weights: {', '.join(methods)} ({len(self.mixing)} maps)")
         if "cross" in self.attentions and self.target_tokens is not None:
             mean = self.attentions["cross"].float().mean(dim=(0, 1))
             pairs = [f"{display_token(tgt)}->{display_token(self.source_tokens[int(mean[t].argmax())])}"
@@ -214,6 +275,9 @@ class Inspection:
                     tensors.update({f"{kind}.{i}": t for i, t in enumerate(self.attentions[kind])})
             if self.pixel_values is not None:
                 tensors[_PIXELS] = self.pixel_values
+            tensors.update({_MIXING + name: m for name, m in self.mixing.items()})  # issue 16
+            for kind, found in self.reduced.items():  # issue 17: "reduced/<kind>/<name>"
+                tensors.update({f"{_REDUCED}/{kind}/{name}": t for name, t in found.items()})
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(staging / _MAPS))
             meta = {"format": FORMAT_VERSION, **self._metadata()}
             (staging / _META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -235,6 +299,8 @@ class Inspection:
             "prediction": self.prediction,
             "forced": self.forced,
             **({"patch_grid": list(self.patch_grid)} if self.patch_grid else {}),
+            **({"reductions": self.reductions.to_dict()} if self.reductions is not None else {}),
+            **({"streamed_to": self.streamed_to} if self.streamed_to is not None else {}),
         }
 
     @classmethod
@@ -262,7 +328,11 @@ class Inspection:
             meta["architecture"] = architecture_named(meta["architecture"])
             if meta.get("patch_grid") is not None:
                 meta["patch_grid"] = tuple(meta["patch_grid"])
-            insp = cls(attentions=_maps_from_file(tensors), pixel_values=tensors.get(_PIXELS), **meta)
+            if meta.get("reductions") is not None:
+                meta["reductions"] = Reductions.from_dict(meta["reductions"])
+            mixing = {k[len(_MIXING):]: t for k, t in sorted(tensors.items()) if k.startswith(_MIXING)}  # issue 16
+            insp = cls(attentions=_maps_from_file(tensors), pixel_values=tensors.get(_PIXELS), mixing=mixing,
+                       reduced=_reduced_from_file(tensors), **meta)
         except (TypeError, KeyError) as err:
             raise InputError(f"{meta_file}: fields do not match an inspection ({type(err).__name__}: {err}); "
                              "save it again") from None
@@ -286,6 +356,17 @@ class Inspection:
                                  f"{self.layers[kind]}")
             if not torch.isfinite(att).all():
                 raise InputError(f"{where}: {kind!r} maps hold NaN or infinite values")
+        for kind, found in self.reduced.items():  # issue 17: rows are the kind's query tokens
+            rows = len(self.query_tokens(kind)) if kind in KINDS else -1
+            for name, t in found.items():
+                bad = not torch.isfinite(t.float()).all() or (
+                    name in ("entropy", "sink", "max") and (t.ndim != 3 or t.shape[-1] != rows))
+                if bad:
+                    raise InputError(f"{where}: reduction {name!r} of {kind!r} has shape {tuple(t.shape)} or "
+                                     f"non-finite values; the tokens call for [layers, heads, {rows}]")
+        for name, m in self.mixing.items():  # issue 16
+            if m.ndim != 2 or not torch.isfinite(m).all():
+                raise InputError(f"{where}: reading {name!r} must be a finite [query, key] map, got {tuple(m.shape)}")
         if len(self.source_word_ids) != len(self.source_tokens):
             raise InputError(f"{where}: {len(self.source_tokens)} source tokens but "
                              f"{len(self.source_word_ids)} word ids")
@@ -295,6 +376,15 @@ class Inspection:
         if self.patch_grid is not None and sorted(w for w in self.source_word_ids if w is not None) != list(
                 range(self.patch_grid[0] * self.patch_grid[1])):
             raise InputError(f"{where}: the patch tokens do not fill the {self.patch_grid} patch grid once each")
+
+
+def _reduced_from_file(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if key.startswith(f"{_REDUCED}/") and key.count("/") == 2:
+            _, kind, name = key.split("/")
+            out.setdefault(kind, {})[name] = t
+    return out
 
 
 def _maps_from_file(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:

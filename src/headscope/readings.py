@@ -3,15 +3,20 @@
 A *reading* is one ``[query, key]`` map a user can ask for. Each has a typed name, parsed and
 printed here and nowhere else, and used alike by ``align``, ``faithful``, ``fragment`` and ``viz``:
 
-==================  =====================  ==============================================
-name                type                   what it is
-==================  =====================  ==============================================
-``cross.2.3``       :class:`Head`          one head (layer 2, head 3) of one kind
-``cross.2.mean``    :class:`LayerMean`     the mean over the heads of one layer
-``cross.mean``      :class:`HeadsMean`     the mean over every head of every layer
-``cross.rollout``   :class:`Rollout`       attention rollout (Abnar & Zuidema 2020)
-``encoder.flow``    :class:`Flow`          attention flow (Abnar & Zuidema 2020)
-==================  =====================  ==============================================
+========================  =====================  =================================================
+name                      type                   what it is
+========================  =====================  =================================================
+``cross.2.3``             :class:`Head`          one head (layer 2, head 3) of one kind
+``cross.2.mean``          :class:`LayerMean`     the mean over the heads of one layer
+``cross.mean``            :class:`HeadsMean`     the mean over every head of every layer
+``cross.rollout``         :class:`Rollout`       attention rollout (Abnar & Zuidema 2020)
+``encoder.flow``          :class:`Flow`          attention flow (Abnar & Zuidema 2020)
+``cross.2.3.norm``        :class:`Norm`          ||alpha f(x)|| of a head (Kobayashi et al. 2020)
+``cross.2.norm``          :class:`Norm`          ||alpha f(x)|| of a layer, heads summed
+``encoder.alti``          :class:`Alti`          ALTI rolled (``encoder.2.alti``: one layer)
+``encoder.valuezeroing``  :class:`ValueZeroing`  value zeroing rolled (``encoder.2.valuezeroing``)
+``cross.gradrollout``     :class:`GradRollout`   gradient-weighted rollout (Chefer et al. 2021)
+========================  =====================  =================================================
 
 Kinds are ``encoder`` and ``decoder`` (self-attention) and ``cross`` (decoder over encoder).
 :class:`Site` addresses where attention is captured: a layer (``cross.2``) or one head of it.
@@ -164,6 +169,108 @@ class Flow(Reading):
                              "'decoder.flow', or 'cross.rollout' for target-over-source relevance")
 
 
+# ---- readings beyond the raw weights (issue 16): computed when asked for, kept in Inspection.mixing ----
+
+MIXING: tuple[str, ...] = ("norm", "alti", "valuezeroing", "gradrollout")
+"""What ``headscope.inspect(..., readings=[...])`` can compute beside the maps (:mod:`headscope.mixing`)."""
+
+
+@dataclass(frozen=True)
+class _Mixing(Reading):
+    """Base of the readings computed by :mod:`headscope.mixing`: per layer (``layer``) or through layers."""
+
+    layer: int | None = None
+    method: ClassVar[str] = ""     # the name passed to ``headscope.inspect(readings=[...])``
+    title: ClassVar[str] = ""      # label text
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}.{self.suffix}" if self.layer is None else f"{self.kind}.{self.layer}.{self.suffix}"
+
+    @property
+    def label(self) -> str:
+        return self.title if self.layer is None else f"layer {self.layer} {self.title}"
+
+
+@dataclass(frozen=True)
+class Norm(_Mixing):
+    """Norm-based attention ``||alpha_ij f(x_j)||`` (Kobayashi et al. 2020) of one head (``cross.2.3.norm``)
+    or of a layer, heads summed before the norm (``cross.2.norm``)."""
+
+    head: int | None = None
+    suffix: ClassVar[str] = "norm"
+    method: ClassVar[str] = "norm"
+    title: ClassVar[str] = "norm"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is None:
+            raise InputError("norm-based attention is per head ('cross.2.3.norm') or per layer ('cross.2.norm')")
+
+    @property
+    def name(self) -> str:
+        base = f"{self.kind}.{self.layer}"
+        return f"{base}.norm" if self.head is None else f"{base}.{self.head}.norm"
+
+    @property
+    def label(self) -> str:
+        return f"layer {self.layer} norm" if self.head is None else f"{self.kind}.{self.layer}.{self.head} norm"
+
+
+@dataclass(frozen=True)
+class Alti(_Mixing):
+    """ALTI token contributions (Ferrando et al. 2022) of one layer (``encoder.2.alti``) or rolled through
+    the layers (``encoder.alti``); ``cross``: ALTI+ source contributions to each target token."""
+
+    suffix: ClassVar[str] = "alti"
+    method: ClassVar[str] = "alti"
+    title: ClassVar[str] = "ALTI"
+
+
+@dataclass(frozen=True)
+class ValueZeroing(_Mixing):
+    """Value zeroing (Mohebbi et al. 2023) of one layer (``encoder.2.valuezeroing``) or rolled through the
+    layers (``encoder.valuezeroing``); self-attention only."""
+
+    suffix: ClassVar[str] = "valuezeroing"
+    method: ClassVar[str] = "valuezeroing"
+    title: ClassVar[str] = "value zeroing"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind == "cross":
+            raise InputError("value zeroing is defined on self-attention: use 'encoder.valuezeroing' or "
+                             "'decoder.valuezeroing' (and 'cross.alti' for source contributions)")
+
+
+@dataclass(frozen=True)
+class GradRollout(_Mixing):
+    """Gradient-weighted attention rollout (Chefer, Gur & Wolf 2021) through the layers: ``cross.gradrollout``."""
+
+    suffix: ClassVar[str] = "gradrollout"
+    method: ClassVar[str] = "gradrollout"
+    title: ClassVar[str] = "gradient rollout"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None:
+            raise InputError("gradient-weighted rollout runs through all layers: name it 'kind.gradrollout'")
+
+
+_MIXING_READINGS: dict[str, type[_Mixing]] = {cls.suffix: cls for cls in (Norm, Alti, ValueZeroing, GradRollout)}
+
+
+def _parse_mixing(kind: str, rest: list[str]) -> Reading | None:
+    """``rest`` after the kind: ``[suffix]``, ``[layer, suffix]`` or ``[layer, head, "norm"]``; ``None`` otherwise."""
+    cls = _MIXING_READINGS.get(rest[-1])
+    numbers = rest[:-1]
+    if cls is None or len(numbers) > 2 or not all(_INT.match(p) for p in numbers):
+        return None
+    if len(numbers) == 2:
+        return Norm(kind, int(numbers[0]), int(numbers[1])) if cls is Norm else None
+    return cls(kind, int(numbers[0])) if numbers else cls(kind)
+
+
 _WHOLE: dict[str, type[Reading]] = {cls.suffix: cls for cls in (HeadsMean, Rollout, Flow)}
 
 
@@ -181,7 +288,8 @@ def parse_reading(name: "str | Reading | Site") -> Reading:
         return Head(name.kind, name.layer, name.head)
     parts = name.split(".") if isinstance(name, str) else []
     known = "'cross.2.3' (head), 'cross.2.mean' (layer mean), " + ", ".join(
-        f"'cross.{s}'" for s in _WHOLE) + " ('encoder.flow')"
+        f"'cross.{s}'" for s in _WHOLE) + " ('encoder.flow'), 'cross.2.3.norm', 'cross.2.norm', " + ", ".join(
+        f"'encoder.{s}'" for s in ("alti", "2.alti", "valuezeroing", "gradrollout"))
     if len(parts) < 2 or parts[0] not in KINDS:
         raise InputError(f"not a reading name: {name!r}; readings are named like {known}")
     kind, rest = parts[0], parts[1:]
@@ -191,4 +299,7 @@ def parse_reading(name: "str | Reading | Site") -> Reading:
         return LayerMean(kind, int(rest[0]))
     if len(rest) == 2 and _INT.match(rest[0]) and _INT.match(rest[1]):
         return Head(kind, int(rest[0]), int(rest[1]))
+    mixing = _parse_mixing(kind, rest)
+    if mixing is not None:
+        return mixing
     raise InputError(f"not a reading name: {name!r}; readings are named like {known}")

@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
-from .capture import run_capture, split_examples
+from .capture import Reductions, run_capture, split_examples
 from .errors import InputError, UnsupportedModelError
 from .inspection import Inspection
+from .mixing.compute import check_methods, compute_mixing, example_inputs
 from .models.architectures import decoder_inputs
 from .models import DEFAULT_MODEL
 from .models.loading import LoadedModel, load
@@ -38,6 +39,10 @@ def inspect(
     is_split_into_words: bool = False,
     batch_size: int = 16,
     method: str = "auto",
+    reduce: Reductions | Sequence[str] | None = None,
+    stream_to: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    readings: Sequence[str] | None = None,
 ) -> Inspection | list[Inspection]:
     """Run ``model`` on ``text`` and capture every attention head.
 
@@ -52,6 +57,26 @@ def inspect(
     ``truncate`` to cut over-long texts (with a warning) instead of raising,
     ``is_split_into_words`` when each text is a list of words (gold alignment data),
     ``method``: ``"auto"``, ``"interface"`` or ``"outputs"`` (see :func:`headscope.capture.run_capture`).
+
+    Long inputs (issue 17; see ``docs/scale.md``): ``reduce`` asks for what a reading needs instead of
+    whole maps (a :class:`~headscope.capture.Reductions` or names such as ``["entropy", "sink", "max",
+    "topk=5", "rows=0"]``), computed as each layer runs and kept in ``insp.reduced``; ``stream_to``
+    writes the full maps of one text to that folder as safetensors shards (read them with
+    :func:`headscope.capture.load_streamed`). With either, texts run one at a time (no padding).
+    ``device`` is where the forward runs (the model must be there; default: the model's device);
+    maps are kept on the CPU.
+
+    >>> insp = headscope.inspect("headscope/sentiment", "fine", reduce=["entropy", "rows=0"])  # doctest: +SKIP
+    >>> insp.reduced["encoder"]["rows"].shape                                     # doctest: +SKIP
+    torch.Size([6, 12, 1, 3])
+
+    Readings beyond the raw weights (issue 16; :mod:`headscope.mixing`): ``readings`` names those to compute
+    beside the maps (``"norm"``, ``"alti"``, ``"valuezeroing"``, ``"gradrollout"``, or ``["all"]``), kept in
+    ``insp.mixing`` and read with :func:`headscope.aggregate.reading_map` (``"cross.2.norm"``, ``"cross.alti"``...).
+
+    >>> insp = headscope.inspect("headscope/en-fr", "A red car.", readings=["norm"])  # doctest: +SKIP
+    >>> sorted(insp.mixing)[:2]                                                      # doctest: +SKIP
+    ['cross.0.0.norm', 'cross.0.1.norm']
 
     >>> insp = headscope.inspect("headscope/en-fr", "A red car.")     # doctest: +SKIP
     >>> insp.attentions["cross"].shape                                 # doctest: +SKIP
@@ -68,6 +93,9 @@ def inspect(
     ((6, 6), ['[CLS]', 'p(0,0)'], 'circle')
     """
     if text is not None and _is_image_input(text):
+        if readings:  # issue 16: computed on text inputs
+            raise InputError(f"readings={list(readings)!r} are computed for text inputs; inspect the image without "
+                             "readings=")
         return _inspect_images(model, text, target=target, kinds=kinds, layers=layers, dtype=dtype,
                                batch_size=batch_size, method=method)
     if text is None:
@@ -76,7 +104,10 @@ def inspect(
                              "for the default model")
         model, text = DEFAULT_MODEL, model
     _check_options(batch_size=batch_size, num_beams=num_beams, max_new_tokens=max_new_tokens, dtype=dtype)
+    reductions = Reductions.of(reduce)  # issue 17: long inputs
+    mixing = check_methods(readings)  # issue 16
     loaded = load(DEFAULT_MODEL if model is None else model)
+    device = _check_device(loaded, device)
     if hasattr(loaded.architecture, "token_layout"):
         raise InputError(f"{loaded.name} is an image classifier: pass an image (a path, a PIL image or an array), "
                          f"not the text {_short(text, 40)}")
@@ -96,12 +127,18 @@ def inspect(
         if len(targets) != len(texts) or target_single != single:
             raise InputError(
                 f"{len(texts)} text(s) but {len(targets)} target(s); pass one target per text (or none to generate)")
+    if stream_to is not None and not single:
+        raise InputError(f"stream_to={os.fspath(stream_to)!r} takes the maps of one text, but {len(texts)} texts were "
+                         "given; inspect them one at a time, each with its own folder")
+    if reductions is not None or stream_to is not None:
+        batch_size = 1  # reductions are per example: no padding
     results: list[Inspection] = []
     for start in range(0, len(texts), batch_size):
         chunk_targets = None if targets is None else targets[start:start + batch_size]
         results += _inspect_batch(loaded, texts[start:start + batch_size], chunk_targets, kinds=kinds, layers=layers,
                                   dtype=dtype, num_beams=num_beams, max_new_tokens=max_new_tokens, truncate=truncate,
-                                  split=is_split_into_words, method=method)
+                                  split=is_split_into_words, method=method, reductions=reductions,
+                                  stream_to=stream_to, device=device, mixing=mixing)
     return results[0] if single else results
 
 
@@ -110,6 +147,23 @@ def _names_a_model(name: str) -> bool:
     from .models.shipped import list_shipped
 
     return os.path.isdir(name) or name in {m.name for m in list_shipped()}
+
+
+def _check_device(loaded: LoadedModel, device: Any) -> torch.device:
+    """The device the forward runs on: ``device`` (where the model must be) or the model's own."""
+    params = {p.device for p in loaded.model.parameters()}
+    own = next(iter(params)) if len(params) == 1 else None
+    if device is None:
+        return own or torch.device("cpu")
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device={device!r}: not a torch device; pass 'cpu', 'cuda', 'cuda:1', 'mps' or a "
+                         "torch.device") from None
+    if own is not None and (own.type != wanted.type or (wanted.index is not None and own.index != wanted.index)):
+        raise InputError(f"device={device!r}, but {loaded.name} is on {own}; move the model first "
+                         f"(model.to({str(wanted)!r})) or drop device= to run where it is")
+    return own or wanted
 
 
 def _check_options(*, batch_size: Any, num_beams: Any, max_new_tokens: Any, dtype: Any) -> None:
@@ -253,11 +307,13 @@ def _targets(loaded: LoadedModel, inputs: dict[str, Any], targets: list[Any] | N
 
 def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | None, *, kinds: Any, layers: Any,
                    dtype: Any, num_beams: int, max_new_tokens: int | None, truncate: bool, split: bool,
-                   method: str) -> list[Inspection]:
+                   method: str, reductions: Reductions | None = None, stream_to: Any = None,
+                   device: torch.device | None = None, mixing: Sequence[str] = ()) -> list[Inspection]:
     model, tok, arch = loaded.model, loaded.tokenizer, loaded.architecture
     enc = _tokenize(loaded, texts, split, truncate)
     accepted = forward_keys(model)
-    inputs = {k: v for k, v in enc.items() if k in accepted}
+    inputs = {k: v.to(device) if device is not None and isinstance(v, torch.Tensor) else v
+              for k, v in enc.items() if k in accepted}
     src_mask = enc["attention_mask"]
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     labels = tgt_mask = tgt_enc = None
@@ -267,13 +323,15 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
         labels, tgt_mask, tgt_enc = _targets(loaded, inputs, targets, split, truncate, num_beams, max_new_tokens,
                                              pad_id)
     if labels is not None:
-        inputs["decoder_input_ids"] = decoder_inputs(model, labels, pad_id)
-        inputs["decoder_attention_mask"] = tgt_mask
+        labels, tgt_mask = labels.cpu(), tgt_mask.cpu()
+        inputs["decoder_input_ids"] = decoder_inputs(model, labels, pad_id).to(inputs["input_ids"].device)
+        inputs["decoder_attention_mask"] = tgt_mask.to(inputs["input_ids"].device)
     outputs, captured = run_capture(model, inputs, method=method, kinds=kinds, layers=layers, dtype=dtype,
-                                    structure=loaded.structure)
-    per_kind = {kind: split_examples(tensor, *arch.masks(kind, src_mask, tgt_mask))
-                for kind, tensor in captured.maps.items()}
-    kept_layers = {k: v for k, v in captured.layers.items() if v != list(range(len(v)))}
+                                    structure=loaded.structure, reductions=reductions, stream_to=stream_to)
+    per_kind = {kind: split_examples(captured.maps.pop(kind), *arch.masks(kind, src_mask, tgt_mask))
+                for kind in list(captured.maps)}
+    all_layers = {**captured.reduced_layers, **captured.layers}
+    kept_layers = {k: v for k, v in all_layers.items() if v != list(range(len(v)))}
 
     results = []
     for b, text in enumerate(texts):
@@ -289,6 +347,10 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
             prediction=arch.predict(model, tok, outputs.logits[b], src_mask[b]),
             model_description=str(loaded.structure),
             loaded=loaded,
+            reduced={kind: {name: t[b] if name != "rows.index" else t for name, t in found.items()}
+                     for kind, found in captured.reduced.items()},
+            reductions=reductions,
+            streamed_to=None if captured.streamed is None else str(captured.streamed),
         )
         if all(w is None for w in item.source_word_ids):
             raise InputError(f"text #{b} ({_short(text, 40)}) has no word the tokenizer can read "
@@ -304,6 +366,9 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
                 item.target_word_ids = word_ids_from_tokens(item.target_tokens, special_mask(tok, tgt_ids))
             if not item.prediction:
                 item.prediction = {"text": item.target_text}
+        if mixing:  # issue 16: readings beyond the raw weights, one example at a time
+            item.mixing = compute_mixing(model, example_inputs(inputs, b, src_mask, tgt_mask), loaded.structure,
+                                         mixing, kinds)
         results.append(item)
     return results
 

@@ -107,6 +107,16 @@ class WorkFolder:
             raise
         return cls(folder, manifest, total, lock)
 
+    @classmethod
+    def join(cls, path: str | os.PathLike, options: dict[str, Any], *, total: int) -> "WorkFolder":
+        """Use the folder ``path`` that another process of the same launched run has opened (and
+        locked) with the same ``options`` (see :func:`headscope.distributed.open_work`): no lock is
+        taken; a folder with another manifest is refused like :meth:`open` refuses it."""
+        folder = Path(path)
+        manifest = {"format": FORMAT, "headscope": _version(), "total": total, "options": options}
+        _check_same(folder, folder / MANIFEST, manifest)
+        return cls(folder, manifest, total, None)
+
     # ---- pieces ------------------------------------------------------------------------------
     def piece_path(self, index: int, suffix: str) -> Path:
         """The file of piece ``index`` (``piece-000012.<suffix>``)."""

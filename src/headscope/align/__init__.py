@@ -17,6 +17,8 @@ With an inspection or a model (every map is a typed cross reading of :mod:`heads
 - :mod:`~headscope.align.evaluation`: :func:`evaluate` scores every cross-attention head (and the
   layer means, all-heads mean and rollout) of a translation model against a gold set;
   :func:`evaluate_inspections` scores captured inspections.
+- :mod:`~headscope.align.baselines`: the reference aligners every report carries: the diagonal (no
+  model) and eflomal (``pip install 'headscope[aligners]'``), scored on the same gold.
 - :mod:`~headscope.align.report`: the :class:`AlignmentReport` they return (summary, tables,
   rows, save / load; :mod:`~headscope.align.store` holds its files). ``headscope align`` draws it
   with :func:`headscope.viz.figures.aer_heatmap`.
@@ -34,12 +36,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, SOURCES, SYMMETRIZATIONS
+from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, DEFAULT_SOURCES, POOLINGS, SOURCES, SYMMETRIZATIONS
 
 # public name -> module of headscope.align that defines it (imported on first access, PEP 562)
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("evaluate", "evaluate_inspections"), "evaluation"),
     **dict.fromkeys(("AlignmentReport", "ConventionScores"), "report"),
+    **dict.fromkeys(("Baseline", "diagonal_links", "score_baselines"), "baselines"),
     **dict.fromkeys(("align_inspection", "word_maps"), "wordmaps"),
     **dict.fromkeys(("IndexBaseWarning", "list_gold_sets", "load_gold", "parse_alignment_line", "read_alignments",
                      "read_parallel", "read_sentence_pairs"), "gold"),
@@ -62,4 +65,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "POOLINGS", "SOURCES", "SYMMETRIZATIONS", *_LAZY]
+__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "DEFAULT_SOURCES", "POOLINGS", "SOURCES", "SYMMETRIZATIONS", *_LAZY]

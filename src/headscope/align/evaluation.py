@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -32,13 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from headscope.align.baselines import ALIGNERS, AlignerText, read_aligner_text, score_baselines
 from headscope.align.extract import Extraction, check_extraction, extraction_name
 from headscope.align.gold import load_gold
 from headscope.align.report import AlignmentReport
 from headscope.align.scoring import Scorer, check_conventions
-from headscope.align.options import DEFAULT_CONVENTION, SOURCES
+from headscope.align.options import DEFAULT_CONVENTION, DEFAULT_SOURCES, MIXING_SOURCES
 from headscope.align.wordmaps import check_sources
 from headscope.align.words import Pool
+from headscope.distributed import check_processes, is_main, open_work, placed, run_pieces
 from headscope.errors import InputError, NotApplicableError
 from headscope.inspection import Inspection
 from headscope.models.loading import LoadedModel, load
@@ -58,7 +59,7 @@ def evaluate(
     *,
     convention: str = DEFAULT_CONVENTION,
     extraction: Extraction = "argmax",
-    sources: str | Sequence[str] = SOURCES,
+    sources: str | Sequence[str] = DEFAULT_SOURCES,
     batch_size: int = 32,
     limit: int | None = None,
     progress: bool = True,
@@ -67,6 +68,9 @@ def evaluate(
     src_pool: Pool = "sum",
     tgt_pool: Pool = "mean",
     work_dir: str | os.PathLike | None = None,
+    processes: int | None = None,
+    aligner: str | None = "eflomal",
+    aligner_text: AlignerText | None = None,
 ) -> AlignmentReport:
     """Score every cross-attention head (and aggregate) of ``model`` against gold word alignments.
 
@@ -79,7 +83,9 @@ def evaluate(
     convention : ``"naive"`` (default), ``"shift"`` or ``"both"`` (the report's main fields are then
         the default convention's).
     extraction : ``"argmax"`` (one link per target word) or ``("threshold", p)``.
-    sources : groups of readings to score, from :data:`~headscope.align.SOURCES`.
+    sources : groups of readings to score, from :data:`~headscope.align.SOURCES` (default the raw attention
+        readings; ``"norm"``, ``"alti"``, ``"gradrollout"`` add the readings of :mod:`headscope.mixing`,
+        computed one sentence at a time: slower, gradient rollout most).
     batch_size : sentences per padded forward pass (sentences are sorted by length first).
     limit : score only the first ``limit`` gold sentences.
     progress : show a progress bar.
@@ -92,6 +98,15 @@ def evaluate(
         equals that of an uninterrupted call (all but ``seconds``). A folder made with other
         arguments, gold or model weights is refused. Delete the folder once the report is saved
         (``headscope align`` does).
+    processes : run the batches in this many processes (one per GPU where there are GPUs; one
+        torch thread each on the CPU) with ``accelerate``, or leave it out in a script started by
+        ``accelerate launch``, whose processes then share the batches (:mod:`headscope.distributed`).
+        Batches are the unit shared out, so the report equals a one-process report exactly.
+    aligner : the statistical aligner scored as a baseline beside the diagonal (``"eflomal"``,
+        default, when installed: ``pip install 'headscope[aligners]'``; ``None``: the diagonal only).
+        See :mod:`headscope.align.baselines`.
+    aligner_text : more parallel text to train the aligner on, besides the gold pairs:
+        ``(source lines, target lines)`` or ``(source file, target file)``.
 
     Returns
     -------
@@ -111,34 +126,42 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r}: pass a positive whole number of sentences per forward pass")
     rows = _gold_rows(gold, reverse, index_base, limit)
+    check_processes(processes)
+    text = _check_aligner(aligner, aligner_text)
     scorer = Scorer(convs, extraction, sources, len(rows), (src_pool, tgt_pool))
     loaded = load(model)
     if "cross" not in loaded.structure.kinds:
         raise NotApplicableError(f"{loaded.name} is {loaded.architecture.name}-only: word alignment needs the cross "
                                  "attention of an encoder-decoder (translation) model")
-    kinds = ["encoder", "decoder", "cross"] if "rollout" in scorer.sources else ["cross"]
+    mixing = [s for s in scorer.sources if s in MIXING_SOURCES]
+    kinds = ["encoder", "decoder", "cross"] if "rollout" in scorer.sources or mixing else ["cross"]
     work = None
     if work_dir is not None:
         options = {"what": "headscope.align.evaluate", "model": loaded.name,
                    "weights": model_fingerprint(loaded.model), "gold": _gold_name(gold), "gold_rows": fingerprint(rows),
                    "n_sentences": len(rows), "convention": list(convs), "extraction": extraction_name(extraction),
                    "sources": list(scorer.sources), "pools": list(scorer.pools), "batch_size": batch_size}
-        work = WorkFolder.open(work_dir, options, total=-(-len(rows) // batch_size))
+        work = open_work(work_dir, options, total=-(-len(rows) // batch_size))
     bar = None
-    if progress:
+    if progress and is_main():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(rows), desc=f"align {loaded.name}", unit="sent")
     try:
-        with torch.no_grad(), skip_vocabulary_projection(loaded.model):
-            _run_batches(loaded, rows, batch_size, kinds, scorer, bar.update if bar else None, work)
+        # gradient rollout needs gradients and the model's real predictions: no shortcuts then
+        plain = "gradrollout" not in mixing
+        with (torch.no_grad() if plain else contextlib.nullcontext()), \
+                (skip_vocabulary_projection(loaded.model) if plain else contextlib.nullcontext()):
+            _run_batches(loaded, rows, batch_size, kinds, scorer, bar.update if bar else None, work, processes,
+                         mixing)
     finally:
         if bar is not None:
             bar.close()
         if work is not None:
             work.close()
-    return scorer.report(model_name=loaded.name, gold_name=_gold_name(gold), gold=rows,
-                         seconds=time.perf_counter() - t0)
+    report = scorer.report(model_name=loaded.name, gold_name=_gold_name(gold), gold=rows,
+                           seconds=time.perf_counter() - t0)
+    return _with_baselines(report, rows, aligner, text)
 
 
 def evaluate_inspections(
@@ -147,11 +170,13 @@ def evaluate_inspections(
     *,
     convention: str = DEFAULT_CONVENTION,
     extraction: Extraction = "argmax",
-    sources: str | Sequence[str] = SOURCES,
+    sources: str | Sequence[str] = DEFAULT_SOURCES,
     reverse: bool = False,
     index_base: int | None = None,
     src_pool: Pool = "sum",
     tgt_pool: Pool = "mean",
+    aligner: str | None = "eflomal",
+    aligner_text: AlignerText | None = None,
 ) -> AlignmentReport:
     """Score already captured forced inspections (one per gold sentence, same order).
 
@@ -170,13 +195,35 @@ def evaluate_inspections(
     rows = gold if given_rows else _gold_rows(gold, reverse, index_base, None)
     if len(rows) != len(inspections):
         raise InputError(f"{len(inspections)} inspections for {len(rows)} gold sentences")
+    text = _check_aligner(aligner, aligner_text)
     scorer = Scorer(convs, extraction, sources, len(rows), (src_pool, tgt_pool))
     with torch.no_grad():
         for k, (insp, row) in enumerate(zip(inspections, rows)):
             scorer.add(k, insp, row)
-    return scorer.report(model_name=inspections[0].model_name if inspections else "",
-                         gold_name="rows" if given_rows else _gold_name(gold), gold=rows,
-                         seconds=time.perf_counter() - t0)
+    report = scorer.report(model_name=inspections[0].model_name if inspections else "",
+                           gold_name="rows" if given_rows else _gold_name(gold), gold=rows,
+                           seconds=time.perf_counter() - t0)
+    return _with_baselines(report, rows, aligner, text)
+
+
+# ---- baselines -------------------------------------------------------------------------------
+
+
+def _check_aligner(aligner: str | None, aligner_text: AlignerText | None) -> tuple[list[str], list[str]] | None:
+    """Refuse a bad ``aligner`` / ``aligner_text`` before any work; the text's lines, read."""
+    if aligner is not None and aligner not in ALIGNERS:
+        raise InputError(f"aligner must be one of {ALIGNERS} or None (the diagonal only), not {aligner!r}")
+    if aligner_text is not None and aligner is None:
+        raise InputError("aligner_text trains the statistical aligner: drop aligner=None or aligner_text")
+    return None if aligner_text is None else read_aligner_text(aligner_text)
+
+
+def _with_baselines(report: AlignmentReport, rows: list[Row], aligner: str | None,
+                    text: tuple[list[str], list[str]] | None) -> AlignmentReport:
+    """``report`` with the diagonal and statistical-aligner baselines scored on ``rows``."""
+    report.baselines, notes = score_baselines(rows, aligner=aligner, aligner_text=text)
+    report.notes.extend(notes)
+    return report
 
 
 # ---- gold ------------------------------------------------------------------------------------
@@ -213,31 +260,39 @@ def _gold_name(gold: Any) -> str:
 
 
 def _run_batches(loaded: LoadedModel, rows: list[Row], batch_size: int, kinds: list[str], scorer: Scorer,
-                 advance: Callable[[int], Any] | None, work: WorkFolder | None = None) -> None:
+                 advance: Callable[[int], Any] | None, work: WorkFolder | None = None,
+                 processes: int | None = None, mixing: Sequence[str] = ()) -> None:
     """Force the gold rows through the model in length-sorted batches; score each sentence.
 
-    With ``work``, a batch saved there is added back from its links instead, and a batch scored
-    here is saved there at once.
+    The batches are the pieces of the run (:func:`headscope.distributed.run_pieces`): with ``work``,
+    a batch saved there is added back from its links instead, and a batch scored here is saved
+    there at once; batches scored by other processes are added back from their links.
     """
     order = sorted(range(len(rows)), key=lambda k: len(rows[k]["source_words"]) + len(rows[k]["target_words"]))
-    for b, start in enumerate(range(0, len(order), batch_size)):
-        chunk = order[start:start + batch_size]
-        if work is not None and work.done(b, _PIECE) and _restore(work, b, chunk, rows, scorer):
-            if advance is not None:
-                advance(len(chunk))
-            continue
+    chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    added: set[int] = set()
+
+    def compute(b: int) -> bytes:
+        chunk = chunks[b]
         try:
             insps = inspect(loaded, [rows[k]["source_words"] for k in chunk],
                             target=[rows[k]["target_words"] for k in chunk],
-                            is_split_into_words=True, kinds=kinds, batch_size=batch_size)
+                            is_split_into_words=True, kinds=kinds, batch_size=batch_size,
+                            **({"readings": list(mixing)} if mixing else {}))
         except InputError as err:
             raise (_too_long(loaded, rows, chunk) or err) from None
         for k, insp in zip(chunk, insps):
             scorer.add(k, insp, rows[k])
-        if work is not None:
-            work.save(b, _PIECE, _piece(scorer, chunk))
-        if advance is not None:
-            advance(len(chunk))
+        added.add(b)
+        return _piece(scorer, chunk)
+
+    pieces = run_pieces(len(chunks), compute, suffix=_PIECE, work=work, processes=processes,
+                        check=lambda b, data: _unreadable(data, chunks[b]),
+                        progress=None if advance is None else lambda b: advance(len(chunks[b])),
+                        on_device=lambda device: placed(loaded.model, device), unit="batch")
+    for b, data in enumerate(pieces):
+        if b not in added:
+            _restore(data, chunks[b], rows, scorer)
 
 
 _PIECE = "npz"
@@ -254,23 +309,33 @@ def _piece(scorer: Scorer, chunk: list[int]) -> bytes:
     return buf.getvalue()
 
 
-def _restore(work: WorkFolder, b: int, chunk: list[int], rows: list[Row], scorer: Scorer) -> bool:
-    """Add batch ``b`` back from its saved piece; ``False`` (piece removed, to be recomputed) if it is damaged."""
+def _read_piece(data: bytes, chunk: list[int]) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """The meta data and per-sentence link masks of a saved batch (``ValueError`` & co. if damaged)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        if meta["sentences"] != chunk:
+            raise ValueError(f"it holds sentences {meta['sentences'][:3]}..., this batch {chunk[:3]}...")
+        names = [k for k in npz.files if k != "meta"]
+        conventions = sorted({n.split(".")[0] for n in names})
+        return meta, [{c: npz[f"{c}.{k}"] for c in conventions} for k in chunk]
+
+
+def _unreadable(data: bytes, chunk: list[int]) -> str | None:
+    """Why the saved batch ``data`` cannot be added back, or ``None``."""
     try:
-        with np.load(io.BytesIO(work.read(b, _PIECE)), allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta["sentences"] != chunk:
-                raise ValueError(f"it holds sentences {meta['sentences'][:3]}..., this batch {chunk[:3]}...")
-            readings = [parse_reading(n) for n in meta["readings"]]
-            saved = [{c: data[f"{c}.{k}"] for c in scorer.conventions} for k in chunk]
+        meta, _ = _read_piece(data, chunk)
+        [parse_reading(n) for n in meta["readings"]]
     except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
-        warnings.warn(f"{work.piece_path(b, _PIECE)}: cannot read this saved batch ({err}); recomputing it",
-                      stacklevel=3)
-        work.piece_path(b, _PIECE).unlink(missing_ok=True)
-        return False
+        return str(err)
+    return None
+
+
+def _restore(data: bytes, chunk: list[int], rows: list[Row], scorer: Scorer) -> None:
+    """Add a batch back from its saved piece ``data``."""
+    meta, saved = _read_piece(data, chunk)
+    readings = [parse_reading(n) for n in meta["readings"]]
     for k, masks in zip(chunk, saved):
         scorer.restore(k, rows[k], masks, readings, meta["layers"], int(meta["n_heads"]))
-    return True
 
 
 def _too_long(loaded: LoadedModel, rows: list[Row], chunk: list[int]) -> InputError | None:

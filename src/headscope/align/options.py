@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "POOLINGS", "SOURCES", "SYMMETRIZATIONS"]
+__all__ = ["CONVENTIONS", "DEFAULT_CONVENTION", "DEFAULT_SOURCES", "MIXING_SOURCES", "POOLINGS", "SOURCES",
+           "SYMMETRIZATIONS"]
 
 #: Decoder-step conventions (see :func:`headscope.align.select_rows`).
 CONVENTIONS: tuple[str, ...] = ("naive", "shift")
@@ -20,7 +21,14 @@ DEFAULT_CONVENTION: Final = "naive"
 #: How subwords pool into words (see :func:`headscope.align.subword_to_word`).
 POOLINGS: tuple[str, ...] = ("sum", "mean", "max")
 #: Groups of cross readings :func:`headscope.align.evaluate` can score: heads (``cross.2.3``), layer
-#: means (``cross.2.mean``), the all-heads mean (``cross.mean``), rollout (``cross.rollout``).
-SOURCES: tuple[str, ...] = ("heads", "layer_mean", "all_mean", "rollout")
+#: means (``cross.2.mean``), the all-heads mean (``cross.mean``), rollout (``cross.rollout``), and the
+#: readings beyond the raw weights (:mod:`headscope.mixing`, computed only when asked for): norm-based
+#: attention (``cross.2.3.norm``, ``cross.2.norm``), ALTI+ source contributions (``cross.2.alti``,
+#: ``cross.alti``) and gradient-weighted rollout (``cross.gradrollout``).
+SOURCES: tuple[str, ...] = ("heads", "layer_mean", "all_mean", "rollout", "norm", "alti", "gradrollout")
+#: The groups that need :func:`headscope.inspect`'s ``readings=`` (the names it takes).
+MIXING_SOURCES: tuple[str, ...] = ("norm", "alti", "gradrollout")
+#: The groups scored by default: the raw attention readings.
+DEFAULT_SOURCES: tuple[str, ...] = ("heads", "layer_mean", "all_mean", "rollout")
 #: Ways to combine two link sets (see :func:`headscope.align.symmetrize`).
 SYMMETRIZATIONS: tuple[str, ...] = ("intersection", "union", "grow-diag", "grow-diag-final", "grow-diag-final-and")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from headscope.align.baselines import Baseline, standing
 from headscope.align.extract import symmetrize
 from headscope.align.metrics import AERCounts, AlignmentScore
 from headscope.align.store import read_folder, write_folder
@@ -124,6 +125,8 @@ class AlignmentReport:
     ``precision``, ``recall``, ``aggregates``, ``best_head`` and ``best_aer`` are those of the
     main ``convention``. ``readings`` lists what was scored (heads first), ``links`` the predicted
     links of each per convention and sentence (see :meth:`predicted_links`), ``gold`` the gold rows.
+    ``baselines`` holds the reference aligners scored on the same gold (the diagonal, and eflomal
+    when installed; :mod:`headscope.align.baselines`): every table places the readings between them.
     """
 
     model_name: str
@@ -141,6 +144,8 @@ class AlignmentReport:
     links: dict[str, list[list[set[Link]]]] = field(default_factory=dict)
     #: per sentence: source_words, target_words, sure, possible
     gold: list[dict[str, Any]] = field(default_factory=list)
+    #: reference aligners scored on the same gold (:class:`~headscope.align.baselines.Baseline`)
+    baselines: list[Baseline] = field(default_factory=list)
 
     # ---- the main convention's scores -------------------------------------------------------
     @property
@@ -267,6 +272,9 @@ class AlignmentReport:
         if len(self.by_convention) > 1:
             side = "  ".join(f"{c} {sc.best_aer:.3f}" for c, sc in self.by_convention.items())
             lines.append(f"  best-head AER side by side: {side}")
+        if self.baselines:
+            lines.append("  baselines: " + ", ".join(f"{b.name} AER {b.aer:.3f}" for b in self.baselines)
+                         + f"; {self.main.convention}: {self.standing()}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -302,6 +310,10 @@ class AlignmentReport:
                 lines.append(f"{'aggregate':<18}{'precision':>10}{'recall':>10}{'AER':>10}")
                 lines += [f"{parse_reading(n).label:<18}{row['precision']:>10.3f}{row['recall']:>10.3f}"
                           f"{row['aer']:>10.3f}" for n, row in sc.aggregates.items()]
+            if self.baselines:
+                lines.append(f"{'baseline':<18}{'precision':>10}{'recall':>10}{'AER':>10}")
+                lines += [f"{b.name:<18}{b.precision:>10.3f}{b.recall:>10.3f}{b.aer:>10.3f}" for b in self.baselines]
+                lines.append(self.standing(conv))
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks)
 
@@ -322,12 +334,36 @@ class AlignmentReport:
                 out.append("\n| aggregate | AER | precision | recall |\n|---|---:|---:|---:|")
                 out += [f"| {parse_reading(n).label} | {row['aer']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |"
                         for n, row in sc.aggregates.items()]
+            if self.baselines:
+                out.append("\n| baseline (no attention) | AER | precision | recall |\n|---|---:|---:|---:|")
+                out += [f"| {b.name} | {b.aer:.3f} | {b.precision:.3f} | {b.recall:.3f} |" for b in self.baselines]
+                out.append(f"\n{self.standing(conv)}")
             out.append("")
-        out += ["| convention | best head | best-head AER | all-heads mean AER |", "|---|---|---:|---:|"]
+        refs = "".join(f" {b.name} AER |" for b in self.baselines)
+        out += ["| convention | best head | best-head AER | all-heads mean AER |" + refs,
+                "|---|---|---:|---:|" + "---:|" * len(self.baselines)]
         for conv, sc in self.by_convention.items():
             mean = sc.aggregates.get(_ALL_MEAN, {}).get("aer", math.nan)
-            out.append(f"| {conv} | `{sc.best.name}` | {sc.best_aer:.3f} | {mean:.3f} |")
+            out.append(f"| {conv} | `{sc.best.name}` | {sc.best_aer:.3f} | {mean:.3f} |"
+                       + "".join(f" {b.aer:.3f} |" for b in self.baselines))
         return "\n".join(out)
+
+    def standing(self, convention: str | None = None) -> str:
+        """One line placing the best head, the best aggregate and the all-heads mean of a convention
+        between the baselines, lowest AER first.
+
+        >>> report.standing()                                                 # doctest: +SKIP
+        'AER, lowest first: eflomal 0.124 < diagonal 0.542 < best head cross.2.2 0.572 < all-heads mean 0.586'
+        """
+        sc = self.by_convention[convention or self.convention]
+        items = [(f"best head {sc.best.name}", sc.best_aer)]
+        best_agg = min(((n, row) for n, row in sc.aggregates.items() if n != _ALL_MEAN),
+                       key=lambda kv: kv[1]["aer"], default=None)
+        if best_agg is not None:
+            items.append((f"best aggregate {parse_reading(best_agg[0]).label}", best_agg[1]["aer"]))
+        if _ALL_MEAN in sc.aggregates:
+            items.append((parse_reading(_ALL_MEAN).label, sc.aggregates[_ALL_MEAN]["aer"]))
+        return standing(items, self.baselines)
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One row per convention and reading: ``convention, reading`` (name), ``label, layer, head,
@@ -343,8 +379,8 @@ class AlignmentReport:
     # ---- files --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, extra_files: dict[str, bytes] | None = None) -> Path:
         """Write folder ``path`` atomically: ``report.json`` (everything but the links, with a
-        ``"format"`` number), ``scores.csv`` (:meth:`to_rows`) and ``links.jsonl`` (per sentence:
-        gold and predicted links of every reading), plus ``extra_files`` (name -> bytes, e.g. the
+        ``"format"`` number; the baselines' scores under ``"baselines"``), ``scores.csv`` (:meth:`to_rows`)
+        and ``links.jsonl`` (per sentence: gold and predicted links of every reading and of each baseline), plus ``extra_files`` (name -> bytes, e.g. the
         heatmaps ``headscope align`` draws) in the same atomic step. Returns the folder.
 
         >>> report.save("align-en-fr")                                        # doctest: +SKIP
@@ -354,10 +390,14 @@ class AlignmentReport:
                 "convention": self.convention, "extraction": self.extraction, "layers": self.layers,
                 "n_heads": self.n_heads, "n_sentences": self.n_sentences, "seconds": self.seconds,
                 "readings": [r.name for r in self.readings], "notes": self.notes,
-                "scores": {c: s.as_dict() for c, s in self.by_convention.items()}}
+                "scores": {c: s.as_dict() for c, s in self.by_convention.items()},
+                "baselines": [b.as_dict() for b in self.baselines]}
+        with_links = [b for b in self.baselines if len(b.links) == len(self.gold)]
         links = ({"sentence": k, **g, "predicted": {
             conv: {r.name: sorted(map(list, per[k][s])) for s, r in enumerate(self.readings)}
-            for conv, per in self.links.items()}} for k, g in enumerate(self.gold))
+            for conv, per in self.links.items()},
+            **({"baselines": {b.name: sorted(map(list, b.links[k])) for b in with_links}} if with_links else {})}
+            for k, g in enumerate(self.gold))
         return write_folder(path, meta, self.to_rows(), links, extra_files)
 
     @classmethod
@@ -374,9 +414,12 @@ class AlignmentReport:
             meta.pop("conventions")
             links = {c: [[{tuple(x) for x in row["predicted"][c][n]} for n in names] for row in rows]
                      for c in by_conv}
-            gold = [{k: v for k, v in row.items() if k not in ("sentence", "predicted")} for row in rows]
+            refs = [Baseline.from_dict(d, [{tuple(x) for x in row["baselines"][d["name"]]} for row in rows]
+                                       if rows and all(d["name"] in row.get("baselines", {}) for row in rows) else None)
+                    for d in meta.pop("baselines", [])]
+            gold = [{k: v for k, v in row.items() if k not in ("sentence", "predicted", "baselines")} for row in rows]
             return cls(by_convention=by_conv, readings=[parse_reading(n) for n in names],
-                       links=links if rows else {}, gold=gold, **meta)
+                       links=links if rows else {}, gold=gold, baselines=refs, **meta)
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"{path}: fields do not make an alignment report ({type(err).__name__}: {err}); "
                              "save the report again") from None

@@ -25,7 +25,7 @@ from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, SOURCES
 from headscope.align.words import Pool, select_rows, subword_to_word
 from headscope.errors import InputError, NotApplicableError
 from headscope.inspection import Inspection
-from headscope.readings import Head, HeadsMean, LayerMean, Reading, Rollout, Site, parse_reading
+from headscope.readings import Alti, GradRollout, Head, HeadsMean, LayerMean, Norm, Reading, Rollout, Site, parse_reading
 
 __all__ = ["align_inspection", "as_cross_reading", "cross_readings", "reading_stack", "word_maps"]
 
@@ -33,7 +33,8 @@ Link = tuple[int, int]
 ReadingLike = str | Reading | Site | tuple[int, int]
 
 #: The reading type of each group of :data:`~headscope.align.SOURCES`.
-_SOURCE_TYPES: dict[str, type[Reading]] = dict(zip(SOURCES, (Head, LayerMean, HeadsMean, Rollout)))
+_SOURCE_TYPES: dict[str, type[Reading]] = dict(zip(SOURCES, (Head, LayerMean, HeadsMean, Rollout, Norm, Alti,
+                                                                GradRollout)))
 
 
 def as_cross_reading(reading: ReadingLike) -> Reading:

@@ -10,8 +10,10 @@ in the calling thread or task only, goes through the registered attention functi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 import torch
@@ -21,6 +23,8 @@ from ..errors import InputError, ShapeError, UnsupportedModelError
 from ..models.structure import BANDED, BLOCKED, SCORES, SCORES_STREAMS, STREAMS, ModelStructure, describe
 from ..readings import KINDS, Site
 from .interface import ATTN_NAME, Active, ModelSwitch, Recording, headscope_attention
+from .reductions import LONG_INPUT, STATS, Reductions, reduce_for, reduce_maps
+from .stream import Keeper, load_streamed
 
 METHODS = ("auto", "interface", "outputs")
 
@@ -39,6 +43,10 @@ class Captured:
     maps: dict[str, Maps]
     layers: dict[str, list[int]]
     method: str
+    # issue 17: reductions ``{kind: {name: [batch, layers, heads, ...]}}``, their layers, the streamed folder
+    reduced: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    reduced_layers: dict[str, list[int]] = field(default_factory=dict)
+    streamed: Path | None = None
 
 
 class AttentionCapture:
@@ -63,6 +71,14 @@ class AttentionCapture:
         replace: ``{(kind, layer): fn(probs, allowed) -> probs}`` replacing that layer's attention
             probabilities during the forward (see :func:`~headscope.capture.interface.replace_probabilities`);
             gradients flow through the new probabilities.
+        reductions: compute these from each layer as it runs (:class:`~headscope.capture.reductions.Reductions`);
+            read them with :meth:`reduced`. Maps are then kept only when ``reductions.maps`` is true.
+        stream_to: write the maps to this folder as safetensors shards (:mod:`headscope.capture.stream`)
+            instead of keeping them; the folder appears when the context ends without an error.
+
+    With ``detach=True`` (default) each layer's maps are written into one preallocated
+    ``[batch, layers, heads, query, key]`` tensor per kind as the layer runs: no per-layer copies
+    and no stacked copy stay alive.
     """
 
     def __init__(self, model: PreTrainedModel, kinds: Iterable[str] | None = None,
@@ -70,7 +86,8 @@ class AttentionCapture:
                  device: str | torch.device | None = "cpu", detach: bool = True,
                  head_gates: dict[tuple[str, int], torch.Tensor] | None = None,
                  structure: ModelStructure | None = None,
-                 replace: dict[tuple[str, int], Any] | None = None) -> None:
+                 replace: dict[tuple[str, int], Any] | None = None, reductions: Reductions | None = None,
+                 stream_to: str | os.PathLike | None = None) -> None:
         structure = structure or describe(model)
         kinds = None if kinds is None else list(kinds)
         layers = None if layers is None else list(layers)
@@ -84,6 +101,9 @@ class AttentionCapture:
                                    None if layers is None else frozenset(layers), dtype, device, detach,
                                    dict(head_gates or {}))
         self.recording.replace = dict(replace or {})  # counterfactual attention (issue 15)
+        if detach or reductions is not None or stream_to is not None:  # issue 17: see capture/stream.py
+            self.recording.keeper = Keeper(_expected_layers(structure, kinds, layers), dtype, device,
+                                           reductions, stream_to)
         self._active = Active(model, self.recording)
 
     def __enter__(self) -> "AttentionCapture":
@@ -92,6 +112,12 @@ class AttentionCapture:
 
     def __exit__(self, *exc: object) -> None:
         self._active.__exit__(*exc)
+        keeper = self.recording.keeper
+        if keeper is not None:
+            if exc[0] is None:
+                keeper.finish()
+            else:
+                keeper.abandon()
 
     @property
     def calls(self) -> int:
@@ -102,12 +128,35 @@ class AttentionCapture:
     def maps(self) -> dict[str, Maps]:
         """Recorded maps per kind, stacked over layers: ``{kind: [batch, layers, heads, query, key]}``
         (a per-layer list for a kind whose layers' maps differ in shape)."""
-        return {kind: stack_layers([t for _, t in self.recording.maps[kind]])
-                for kind in KINDS if kind in self.recording.maps}
+        keeper = self.recording.keeper
+        out: dict[str, Maps] = {}
+        for kind in KINDS:
+            if kind in self.recording.maps:
+                kept = [t for _, t in self.recording.maps[kind]]
+                whole = None if keeper is None else keeper.stacked(kind, kept)
+                out[kind] = whole if whole is not None else stack_layers(kept)
+        return out
+
+    def reduced(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The reductions computed (``{kind: {name: [batch, layers, heads, ...]}}``; empty without ``reductions``)."""
+        keeper = self.recording.keeper
+        return {} if keeper is None else keeper.reductions_of()
+
+    @property
+    def streamed(self) -> Path | None:
+        """The folder the maps were streamed to (``None`` without ``stream_to``)."""
+        keeper = self.recording.keeper
+        return None if keeper is None else keeper.stream_to
 
     def layer_indices(self, kind: str) -> list[int]:
         """The layer indices recorded for ``kind``, in stacking order."""
         return [layer for layer, _ in self.recording.maps.get(kind, [])]
+
+
+def _expected_layers(structure: ModelStructure, kinds: list[str] | None, layers: list[int] | None) -> dict[str, int]:
+    """``{kind: number of layers a capture keeps}`` (the size of its preallocated maps)."""
+    return {kind: sum(1 for i in range(structure.layers(kind)) if layers is None or i in layers)
+            for kind in structure.kinds if kinds is None or kind in kinds}
 
 
 def stack_layers(tensors: list[torch.Tensor]) -> Maps:
@@ -240,8 +289,14 @@ def unblock(blocks: torch.Tensor, length: int) -> torch.Tensor:
 def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: str = "auto",
                 kinds: Iterable[str] | None = None, layers: Iterable[int] | None = None,
                 dtype: torch.dtype | None = None, device: str | torch.device | None = "cpu",
-                structure: ModelStructure | None = None) -> tuple[Any, Captured]:
+                structure: ModelStructure | None = None, reductions: Reductions | None = None,
+                stream_to: str | os.PathLike | None = None) -> tuple[Any, Captured]:
     """One forward pass of ``model(**inputs)`` with every attention map recorded.
+
+    ``reductions`` computes :class:`~headscope.capture.reductions.Reductions` from each layer as it
+    runs (``Captured.reduced``; the maps are kept only when ``reductions.maps``); ``stream_to`` writes
+    the maps to that folder as safetensors shards (read them with :func:`load_streamed`) instead of
+    keeping them in memory.
 
     ``method="interface"`` records through the registered attention function, ``"outputs"`` reads
     the model's own ``output_attentions`` (in headscope's layout: see ``structure.notes``), and
@@ -260,7 +315,8 @@ def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: st
             "has no attention modules (a convolutional, state-space or token-mixing model). Use a transformer "
             "with softmax attention (BERT, BART, Marian, T5, GPT-2, ViT, ...).")
     if method in ("auto", "interface"):
-        cap = AttentionCapture(model, kinds, layers, dtype, device, structure=structure)
+        cap = AttentionCapture(model, kinds, layers, dtype, device, structure=structure, reductions=reductions,
+                               stream_to=stream_to)
         with torch.no_grad(), cap:
             outputs = model(**inputs)
         if method == "interface" and not cap.calls:
@@ -269,7 +325,9 @@ def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: st
                 "use method='outputs' (or 'auto') to read its output_attentions")
         wanted = structure.kinds if kinds is None else [k for k in kinds if k in structure.kinds]
         if method == "interface" or (cap.calls and all(k in cap.recording.seen for k in wanted)):
-            return outputs, Captured(cap.maps, {k: cap.layer_indices(k) for k in cap.maps}, "interface")
+            keeper = cap.recording.keeper
+            return outputs, Captured(cap.maps, {k: cap.layer_indices(k) for k in cap.maps}, "interface",
+                                     cap.reduced(), dict(keeper.reduced_layers) if keeper else {}, cap.streamed)
     else:
         structure.check(kinds, layers)
     with torch.no_grad():
@@ -279,7 +337,25 @@ def run_capture(model: PreTrainedModel, inputs: Mapping[str, Any], *, method: st
             f"{structure.label} has attention modules ({structure.summary()}) but no attention map to read: "
             "they neither call transformers' attention interface nor return output_attentions (efficient or "
             "linear attention without a [query, key] softmax map)")
+    if reductions is not None or stream_to is not None:
+        captured = _keep_after(captured, reductions, stream_to)
     return outputs, captured
+
+
+def _keep_after(captured: Captured, reductions: Reductions | None, stream_to: str | os.PathLike | None) -> Captured:
+    """Reductions and streaming of maps read from the model's outputs (after the forward)."""
+    keeper = Keeper({}, None, None, reductions, stream_to)
+    try:
+        for kind, maps in captured.maps.items():
+            for i, layer in enumerate(captured.layers[kind]):
+                keeper.keep(kind, layer, maps[i] if isinstance(maps, list) else maps[:, i])
+    except BaseException:
+        keeper.abandon()
+        raise
+    keeper.finish()
+    kept = captured.maps if keeper.keep_maps else {}
+    return Captured(kept, {k: v for k, v in captured.layers.items() if k in kept}, captured.method,
+                    keeper.reductions_of(), dict(keeper.reduced_layers), keeper.stream_to)
 
 
 def split_examples(maps: Maps, query_mask: torch.Tensor,
@@ -292,6 +368,10 @@ def split_examples(maps: Maps, query_mask: torch.Tensor,
     whole when the batch has no padding.
     """
     key_mask = query_mask if key_mask is None else key_mask
+    whole = bool(query_mask.all()) and bool(key_mask.all())
+    if isinstance(maps, torch.Tensor) and whole and tuple(maps.shape[-2:]) == (query_mask.shape[1], key_mask.shape[1]):
+        # nothing is padding: one example keeps the batch's tensor (no copy), several get one copy each
+        return list(maps.unbind(0)) if maps.shape[0] == 1 else [m.clone() for m in maps.unbind(0)]
     if isinstance(maps, list):
         layers = [_split_layer(t, query_mask, key_mask) for t in maps]
         return [[layer[b] for layer in layers] for b in range(query_mask.shape[0])]
@@ -305,8 +385,21 @@ def split_examples(maps: Maps, query_mask: torch.Tensor,
     for b in range(maps.shape[0]):
         q = query_mask[b].nonzero().flatten().to(maps.device)
         k = key_mask[b].nonzero().flatten().to(maps.device)
-        out.append(maps[b].index_select(-2, q).index_select(-1, k).contiguous())
+        out.append(_take(maps[b], q, k))
     return out
+
+
+def _take(maps: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``maps[..., q, :][..., k]`` as one new tensor (a slice's copy where the positions are a run)."""
+    def run(idx: torch.Tensor) -> slice | None:
+        if len(idx) and int(idx[-1]) - int(idx[0]) + 1 == len(idx):
+            return slice(int(idx[0]), int(idx[-1]) + 1)
+        return None
+
+    rows, cols = run(q), run(k)
+    if rows is not None and cols is not None:
+        return maps[..., rows, cols].clone()
+    return maps[..., q[:, None], k]
 
 
 def _split_layer(maps: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.Tensor) -> list[torch.Tensor]:
@@ -323,13 +416,19 @@ def _split_layer(maps: torch.Tensor, query_mask: torch.Tensor, key_mask: torch.T
 __all__ = [
     "ATTN_NAME",
     "AttentionCapture",
+    "LONG_INPUT",
     "Captured",
     "METHODS",
     "Maps",
     "ModelSwitch",
     "Recording",
+    "Reductions",
+    "STATS",
     "Site",
     "headscope_attention",
+    "load_streamed",
+    "reduce_for",
+    "reduce_maps",
     "run_capture",
     "split_examples",
     "stack_layers",

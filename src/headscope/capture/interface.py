@@ -105,6 +105,10 @@ class Recording:
     maps: dict[str, list[tuple[int, torch.Tensor]]] = field(default_factory=dict)
     # counterfactual attention (issue 15): {(kind, layer): fn(probs, allowed) -> probs}; see replace_probabilities
     replace: dict[tuple[str, int], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = field(default_factory=dict)
+    # issue 17: where kept maps go (a preallocated tensor, reductions, shards on disk); see capture/stream.py
+    keeper: Any = None
+    # issue 16: what readings beyond the probabilities need (value vectors, zeroed values); see capture/extras.py
+    extras: Any = None
     _next: dict[str, int] = field(default_factory=dict, repr=False)
     _applied: set[int] = field(default_factory=set, repr=False)
     _last: tuple[Any, ...] | None = field(default=None, repr=False)
@@ -145,14 +149,19 @@ class Recording:
         gate = self.head_gates.get((site.kind, layer))
         if gate is not None:
             out = out * gate.to(out.dtype)[:, None, :, None]
-        if new:
+        if new and probs is not None:  # None: kept block by block (attention_in_blocks)
             for kind, part in site.parts(probs):
                 if self.wants(kind, layer):
                     kept = part.detach() if self.detach else part
-                    if self.dtype is not None:
-                        kept = kept.to(self.dtype)
-                    if self.device is not None:
-                        kept = kept.to(self.device)
+                    if self.keeper is not None:  # issue 17: written into one tensor, reduced or streamed
+                        kept = self.keeper.keep(kind, layer, kept)
+                        if kept is None:
+                            continue
+                    else:
+                        if self.dtype is not None:
+                            kept = kept.to(self.dtype)
+                        if self.device is not None:
+                            kept = kept.to(self.device)
                     self.maps.setdefault(kind, []).append((layer, kept))
         return out
 
@@ -205,6 +214,12 @@ def headscope_attention(module: nn.Module, query: torch.Tensor, key: torch.Tenso
         fn = family_eager(module) if own in ("eager", ATTN_NAME) else AttentionInterface._global_mapping[own]
         return fn(module, query, key, value, attention_mask, **kwargs)
     attention_mask = _as_additive(attention_mask, query.dtype)
+    if recording.extras is not None:  # issue 16: keep (or zero) value vectors; see capture/extras.py
+        value = recording.extras.on_value(recording, site, module, query, value)
+    if recording.keeper is not None and not recording.replace and recording.extras is None:  # issue 17
+        blocked = attention_in_blocks(recording, site, module, query, key, value, attention_mask, kwargs)
+        if blocked is not None:  # a long input's rows were reduced or streamed block by block
+            return recording.on_attention(site, module, query, blocked, None), None
     out, probs = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
     if recording.replace:  # counterfactual attention (issue 15)
         out, probs = replace_probabilities(recording, site, module, query, value, attention_mask, out, probs, kwargs)
@@ -392,3 +407,40 @@ def replace_probabilities(recording: Recording, site: AttentionSite, module: nn.
             f"{type(module).__name__}'s attention output is not its probabilities times its values "
             f"({tuple(out.shape)} vs {tuple(replaced.shape)}); its probabilities cannot be replaced")
     return replaced, used
+
+
+# ---- long inputs (issue 17): one layer's attention in blocks of query rows --------------------------
+
+def attention_in_blocks(recording: Recording, site: AttentionSite, module: nn.Module, query: torch.Tensor,
+                        key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
+                        kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The attention output of one call computed ``keeper.block_rows`` query rows at a time, each
+    block's probabilities handed to the keeper (reductions, shards) and dropped: a long input's
+    layer never holds its whole ``heads x n x n`` map. ``None`` (compute it whole) when the keeper
+    keeps maps in memory, the input is short, or the call is not one a block can stand for (a
+    merged site, a mask without a row per query, a repeated application, an unwanted layer).
+
+    Each query row's softmax only reads its own scores, so a block's rows are the whole layer's rows
+    (up to the rounding of a smaller matrix product).
+    """
+    rows = int(query.shape[-2])
+    size = recording.keeper.block_rows(rows)
+    if size is None or site.merged or (attention_mask is not None and attention_mask.shape[-2] not in (1, rows)):
+        return None
+    last = recording._last
+    layer = _upcoming_layer(recording, site, module, query)
+    if (last is not None and last[0] is module and last[1] is query) or not recording.wants(site.kind, layer):
+        return None
+    fn = family_eager(module)
+    outs = []
+    for start in range(0, rows, size):
+        stop = min(rows, start + size)
+        mask = attention_mask
+        if mask is not None and mask.shape[-2] == rows:
+            mask = mask[..., start:stop, :]
+        out, probs = fn(module, query[..., start:stop, :], key, value, mask, **kwargs)
+        if out.shape[1] != stop - start:  # not [batch, query, heads, dim]: this family's output is laid out otherwise
+            return None
+        recording.keeper.keep_block(site.kind, layer, start, rows, probs.detach())
+        outs.append(out)
+    return torch.cat(outs, dim=1)

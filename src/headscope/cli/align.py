@@ -5,7 +5,10 @@
 ``--gold`` takes one value each time: a built-in set (``--gold hansards-en-fr``), or files given
 one per ``--gold``: ``SENTENCES ALIGNMENTS`` (``src ||| tgt`` lines and Pharaoh / talp links) or
 ``SOURCE TARGET ALIGNMENTS`` (parallel files); so it never swallows the model. The report goes to
-``--out`` or ``headscope-out/align/<model>/<gold>/``. The report
+``--out`` or ``headscope-out/align/<model>/<gold>/``. Beside the readings every table shows two
+baselines scored on the same gold: the diagonal (no model) and eflomal, when installed
+(``pip install 'headscope[aligners]'``), trained on the gold pairs plus ``--aligner-text SRC TGT``
+(``--no-aligner``: the diagonal only; :mod:`headscope.align.baselines`). The report
 folder gets the numbers (:meth:`headscope.align.AlignmentReport.save`) and one AER heatmap per
 convention, drawn by :func:`headscope.viz.figures.aer_heatmap`, in one atomic step.
 
@@ -21,7 +24,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, POOLINGS, SOURCES, SYMMETRIZATIONS
+from headscope.align.options import CONVENTIONS, DEFAULT_CONVENTION, DEFAULT_SOURCES, POOLINGS, SOURCES, SYMMETRIZATIONS
 from headscope.cli.common import add_model
 from headscope.cli.resume import interruptible, resuming, work_folder
 from headscope.errors import InputError
@@ -111,6 +114,9 @@ def _align_in(args: argparse.Namespace, out: Path, work: Path) -> int:
         src_pool=args.src_pool,
         tgt_pool=args.tgt_pool,
         work_dir=work,
+        processes=args.processes,
+        aligner=None if args.no_aligner else "eflomal",
+        aligner_text=tuple(args.aligner_text) if args.aligner_text else None,
         **kwargs,
     )
     print(report.table())
@@ -138,7 +144,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score every cross-attention head as a word aligner (precision, recall, AER) against gold alignments",
         description="Force each gold target through MODEL, turn every cross-attention head (and the layer "
         "means, all-heads mean and rollout) into word links, and score them against the gold links. "
-        "Prints the AER table (layers x heads, best head marked *) and writes a report folder.",
+        "Prints the AER table (layers x heads, best head marked *) beside two baselines (the diagonal, and "
+        "eflomal when installed) and writes a report folder.",
     )
     add_model(p, "translator")
     p.add_argument("--gold", action="append", required=True, metavar="NAME_OR_FILE",
@@ -153,7 +160,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--symmetrize", choices=SYMMETRIZATIONS, default=None,
                    help="also score each source's naive and shift links combined by this method (needs --convention both)")
     p.add_argument("--sources", default=None,
-                   help=f"comma-separated groups of readings to score ({','.join(SOURCES)}; default all)")
+                   help=f"comma-separated groups of readings to score ({','.join(SOURCES)}; default "
+                   f"{','.join(DEFAULT_SOURCES)}: the raw attention readings)")
     p.add_argument("--src-pool", choices=POOLINGS, default="sum",
                    help="pool source subwords into words by sum (default), mean or max")
     p.add_argument("--tgt-pool", choices=POOLINGS, default="mean",
@@ -168,5 +176,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "until it is saved, so the same command run again after an interruption continues")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: small translators on few busy cores run fastest on one)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="score the batches in N processes (one GPU each where there are GPUs, one torch thread each "
+                   "on the CPU) with accelerate; the report equals a one-process report (docs/scale.md)")
+    p.add_argument("--aligner-text", nargs=2, default=None, metavar=("SRC", "TGT"),
+                   help="parallel text (one sentence per line, words separated by spaces) to train the eflomal "
+                   "baseline on, besides the gold pairs")
+    p.add_argument("--no-aligner", action="store_true",
+                   help="score the diagonal baseline only, not the statistical aligner (eflomal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_align)

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="rows per forward pass in head ablation")
     p.add_argument("--chunk-size", type=int, default=16,
                    help="texts of a file computed (and saved for resuming) together (default 16)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="compute the chunks of a file in N processes (one GPU each where there are GPUs) with "
+                   "accelerate; the report equals a one-process report (docs/scale.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads(p)
     p.set_defaults(handler=run)
@@ -123,6 +126,9 @@ def _run(args: argparse.Namespace, texts: list[str], work: Path | None) -> int:
 
         storage.check_destination(Path(args.out), marker="faithful.json", what="faithfulness report")
     ablation = 0 if args.no_ablation else None
+    if work is None and args.processes not in (None, 1):
+        raise InputError(f"--processes {args.processes} shares out the texts of a file; one text runs in one process: "
+                         "drop --processes, or give a file with one text per line")
     if work is None:
         report = faithfulness_report(load(args.model), texts, ablation_texts=ablation, batch_size=args.batch_size,
                                      progress=False)
@@ -130,7 +136,7 @@ def _run(args: argparse.Namespace, texts: list[str], work: Path | None) -> int:
         resuming(work, "chunks")
         report = faithfulness_corpus(args.model, texts, chunk_size=args.chunk_size, work_dir=work,
                                      ablation_texts=ablation, batch_size=args.batch_size,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, processes=args.processes)
     if report.ablation is not None:
         print(report.ablation.table(args.top))
         print()

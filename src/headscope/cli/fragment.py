@@ -1,11 +1,19 @@
-"""``headscope fragment [MODEL] TEXT [--target T] [--out DIR]``: how the single-map reading breaks apart."""
+"""``headscope fragment [MODEL] TEXT_OR_FILE [--target T] [--out DIR]``: how the single-map reading breaks apart.
+
+A file (one text per line, read as ``headscope faithful`` reads it) runs as a resumable corpus run
+(:func:`headscope.fragment.fragmentation_corpus`, chunks of ``--chunk-size`` texts, shared out over
+``--processes N``): finished chunks are kept in ``DIR.partial/`` beside the ``--out`` folder until
+the run ends; it prints one line per text, and ``--out`` saves each text's fragmentation in
+``DIR/text-0000/``, ``DIR/text-0001/``, ...
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from .common import add_model_and_text, add_threads
+from .common import add_model_and_text, add_threads, default_out
+from .resume import interruptible, resuming, work_folder
 
 
 def register(subparsers: Any) -> None:
@@ -15,17 +23,42 @@ def register(subparsers: Any) -> None:
         description="Inspect TEXT, then measure how far the heads disagree (JS divergence, effective number of "
         "maps, behaviours) and how far the readings (heads, layer means, all-heads mean, rollout, flow) agree "
         "with gradient and leave-one-out importance (Kendall τ over the output tokens that are words).")
-    add_model_and_text(p)
+    add_model_and_text(p, "TEXT_OR_FILE", "a text, or a file with one text per line")
+    p.add_argument("--text", dest="as_text", action="store_true",
+                   help="analyse TEXT_OR_FILE as a text even when it looks like a file name")
     p.add_argument("--target", help="force this output (encoder-decoders)")
     p.add_argument("--no-faithful", action="store_true", help="skip gradient and leave-one-out readings")
     p.add_argument("--table", action="store_true", help="also print one row per head and per reading")
     p.add_argument("--out", metavar="DIR", help="also save fragmentation.json and fragmentation.csv to this folder")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N lines of a file")
+    p.add_argument("--chunk-size", type=int, default=16,
+                   help="texts of a file inspected (and saved for resuming) together (default 16)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="compute the chunks of a file in N processes (one GPU each where there are GPUs) with "
+                   "accelerate; the result equals a one-process run (docs/scale.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inspect the text, print the fragmentation summary and the τ of each reading with LOO."""
+    """Inspect the text, print the fragmentation summary and the τ of each reading with LOO (a file:
+    one line per text)."""
+    from pathlib import Path
+
+    from ..errors import InputError
+    from .faithful import read_texts
+
+    texts, from_file = read_texts(args.text, args.limit, args.as_text)
+    if from_file:
+        if args.target is not None:
+            raise InputError("--target forces the output of one text; with a file of texts leave it out")
+        out = Path(args.out) if args.out else default_out("fragment", args.model, Path(args.text).name)
+        work = work_folder(out)
+        return interruptible(lambda: _corpus(args, texts, out, work), work, "chunks")
+    if args.processes not in (None, 1):
+        raise InputError(f"--processes {args.processes} shares out the texts of a file; one text runs in one "
+                         "process: drop --processes, or give a file with one text per line")
     from ..fragment import fragmentation, key_label
     from ..run import inspect
 
@@ -40,4 +73,30 @@ def run(args: argparse.Namespace) -> int:
         print(frag.table())
     if args.out:
         print(f"saved to {frag.save(args.out)}/ (Fragmentation.load reads it back)")
+    return 0
+
+
+def _corpus(args: argparse.Namespace, texts: list[str], out: Any, work: Any) -> int:
+    """Fragmentation of every text of a file: one line per text; ``--out`` saves each."""
+    import shutil
+
+    from ..fragment import fragmentation_corpus, key_label
+    from ..readings import Reading
+
+    resuming(work, "chunks")
+    frags = fragmentation_corpus(args.model, texts, chunk_size=args.chunk_size, faithful=not args.no_faithful,
+                                 work_dir=work, processes=args.processes, progress=not args.no_progress)
+    for k, (text, frag) in enumerate(zip(texts, frags)):
+        kf = frag.kinds[frag.kind]
+        line = (f"#{k:<4} {frag.kind}: {kf.n_heads} heads, {kf.effective_maps:.1f} effective maps, "
+                f"mean JS {kf.mean_js:.3f}")
+        if "loo" in frag.references:
+            best, tau = next((r, t) for r, t in frag.tau_with("loo").items() if isinstance(r, Reading))
+            line += f"; best attention reading by τ with LOO: {key_label(best)} {tau:+.2f}"
+        print(f"{line}  | {text[:40]}")
+    if args.out:
+        for k, frag in enumerate(frags):
+            frag.save(out / f"text-{k:04d}")
+        print(f"saved {len(frags)} fragmentations to {out}/text-NNNN/ (Fragmentation.load reads each back)")
+    shutil.rmtree(work, ignore_errors=True)  # the run is complete
     return 0

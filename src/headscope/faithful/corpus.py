@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..distributed import check_processes, is_main, open_work, placed, run_pieces
 from ..errors import InputError
 from ..models.loading import load
 from ..readings import Site
-from ..runs import WorkFolder, fingerprint, iter_pieces, model_fingerprint
+from ..runs import fingerprint, iter_pieces, model_fingerprint
 from .ablation import AblationResult, rank_correlations
 from .comparison import summarise
 from .report import FaithfulnessReport, faithfulness_report
@@ -42,7 +42,7 @@ _PIECE = "json"
 
 def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 16, work_dir: str | os.PathLike | None = None,
                         ablation_texts: int | None = None, batch_size: int = 64,
-                        progress: bool = False) -> FaithfulnessReport:
+                        progress: bool = False, processes: int | None = None) -> FaithfulnessReport:
     """Head ablation and attention-vs-explanation comparisons of ``model`` on ``texts``, a chunk at a time.
 
     Parameters
@@ -57,6 +57,10 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
     ablation_texts : ablate heads on the first ``ablation_texts`` texts (default all; 0: none).
     batch_size : rows per forward pass of the head ablation.
     progress : show a progress bar over chunks.
+    processes : compute the chunks in this many processes with ``accelerate`` (one per GPU where
+        there are GPUs), or leave it out in a script started by ``accelerate launch``, whose
+        processes then share the chunks (:mod:`headscope.distributed`). Chunks are the unit shared
+        out, so the report equals a one-process report exactly.
 
     Returns
     -------
@@ -69,6 +73,7 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
     if ablation_texts is not None and (not isinstance(ablation_texts, int) or isinstance(ablation_texts, bool)
                                        or ablation_texts < 0):
         raise InputError(f"ablation_texts={ablation_texts!r}: pass a number of texts (0: no ablation) or None (all)")
+    check_processes(processes)
     loaded = load(model)
     pieces = list(iter_pieces(len(texts), chunk_size))
     work = None
@@ -76,27 +81,30 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
         options = {"what": "headscope.faithful.faithfulness_corpus", "model": loaded.name,
                    "weights": model_fingerprint(loaded.model), "texts": fingerprint(texts), "n_texts": len(texts),
                    "chunk_size": chunk_size, "ablation_texts": ablation_texts, "batch_size": batch_size}
-        work = WorkFolder.open(work_dir, options, total=len(pieces))
-    parts = []
-    try:
-        if progress:
-            from tqdm.auto import tqdm
+        work = open_work(work_dir, options, total=len(pieces))
 
-            pieces = tqdm(pieces, desc=f"faithful {loaded.name}", unit="chunk")
-        for index, start, stop in pieces:
-            data = _saved(work, index) if work is not None else None
-            if data is None:
-                n_ablate = stop - start if ablation_texts is None else max(0, min(stop, ablation_texts) - start)
-                part = faithfulness_report(loaded, texts[start:stop], ablation_texts=n_ablate, batch_size=batch_size)
-                text = json.dumps(part.to_dict(), ensure_ascii=False)
-                if work is not None:
-                    work.save(index, _PIECE, text)
-                data = json.loads(text)  # a fresh chunk goes through JSON too: resumed == uninterrupted
-            parts.append(FaithfulnessReport.from_dict(data))
+    def compute(index: int) -> bytes:
+        _, start, stop = pieces[index]
+        n_ablate = stop - start if ablation_texts is None else max(0, min(stop, ablation_texts) - start)
+        part = faithfulness_report(loaded, texts[start:stop], ablation_texts=n_ablate, batch_size=batch_size)
+        return json.dumps(part.to_dict(), ensure_ascii=False).encode("utf-8")
+
+    bar = None
+    if progress and is_main():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pieces), desc=f"faithful {loaded.name}", unit="chunk")
+    try:
+        # every chunk, fresh or saved, goes through JSON: resumed == uninterrupted == shared out
+        found = run_pieces(len(pieces), compute, suffix=_PIECE, work=work, processes=processes, check=_unreadable,
+                           progress=None if bar is None else lambda _: bar.update(1),
+                           on_device=lambda device: placed(loaded.model, device), unit="chunk")
     finally:
+        if bar is not None:
+            bar.close()
         if work is not None:
             work.close()
-    return merge_reports(parts)
+    return merge_reports([FaithfulnessReport.from_dict(json.loads(data.decode("utf-8"))) for data in found])
 
 
 def _check_texts(texts: Any) -> list[str]:
@@ -110,18 +118,13 @@ def _check_texts(texts: Any) -> list[str]:
     return list(texts)
 
 
-def _saved(work: WorkFolder, index: int) -> dict[str, Any] | None:
-    if not work.done(index, _PIECE):
-        return None
+def _unreadable(index: int, data: bytes) -> str | None:
+    """Why the saved chunk ``data`` cannot be read back, or ``None``."""
     try:
-        data = json.loads(work.read(index, _PIECE).decode("utf-8"))
-        FaithfulnessReport.from_dict(data)
+        FaithfulnessReport.from_dict(json.loads(data.decode("utf-8")))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        warnings.warn(f"{work.piece_path(index, _PIECE)}: cannot read this saved chunk ({err}); recomputing it",
-                      stacklevel=3)
-        work.piece_path(index, _PIECE).unlink(missing_ok=True)
-        return None
-    return data
+        return str(err) or type(err).__name__
+    return None
 
 
 def merge_reports(parts: Sequence[FaithfulnessReport]) -> FaithfulnessReport:

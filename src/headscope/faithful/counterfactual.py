@@ -183,14 +183,16 @@ class CounterfactualResult:
 
     def table(self) -> str:
         """A readable table: one line per target, method and epsilon, averaged over the examples."""
+        groups = self.groups()
+        width = max([len("heads"), *(len(g["target"]) for g in groups)]) + 2  # head-set names in full
         lines = [f"counterfactual attention on {self.model_name} ({self.architecture}), {self.n_examples} "
                  f"example(s), rows: {self.rows}",
-                 f"{'heads':<22}{'method':<16}{'JS mean':>9}{'TVD med':>9}{'TVD mean':>9}{'flips':>7}"
+                 f"{'heads':<{width}}{'method':<16}{'JS mean':>9}{'TVD med':>9}{'TVD mean':>9}{'flips':>7}"
                  f"{'dLL mean':>10}{'JS>=.5 kept':>12}"]
-        for g in self.groups():
+        for g in groups:
             method = g["method"] if g["epsilon"] is None else f"adv e={g['epsilon']:g}"
             swap = f"{g['swappable']:>12.2f}" if "swappable" in g else f"{'':>12}"
-            lines.append(f"{g['target'][:21]:<22}{method:<16}{g['js_mean']:>9.3f}{g['tvd_median']:>9.4f}"
+            lines.append(f"{g['target']:<{width}}{method:<16}{g['js_mean']:>9.3f}{g['tvd_median']:>9.4f}"
                          f"{g['tvd_mean']:>9.4f}{g['flip_rate']:>7.2f}{g['ll_change_mean']:>10.3f}{swap}")
         return "\n".join(lines)
 

@@ -4,6 +4,7 @@
 * :mod:`.taxonomy` — head behaviours (sink, diagonal, previous/next, broad, focused/alignment-like);
 * :mod:`.agreement` — Kendall τ between readings; stability of the best head over a gold set;
 * :mod:`.measure` — :func:`fragmentation` for one inspection;
+* :mod:`.corpus` — :func:`fragmentation_corpus` over many texts (resumable; across processes);
 * :mod:`.result` — its typed result, :class:`Fragmentation`: summary, table, save and load.
 
 fragment computes and saves numbers; :mod:`headscope.viz` draws them.
@@ -15,6 +16,7 @@ fragment computes and saves numbers; :mod:`headscope.viz` draws them.
 from __future__ import annotations
 
 from .agreement import agreement_matrix, best_head_stability, row_kendall
+from .corpus import fragmentation_corpus
 from .disagreement import effective_maps, js_divergence, pairwise_js, pairwise_rank_correlation
 from .measure import (
     FAITHFUL_METHODS,
@@ -42,6 +44,7 @@ __all__ = [
     "decision_rows",
     "effective_maps",
     "fragmentation",
+    "fragmentation_corpus",
     "head_profile",
     "js_divergence",
     "key_label",

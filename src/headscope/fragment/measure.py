@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..aggregate import map_readings, reading_map
+from ..aggregate.maps import reading_rows
 from ..errors import InputError
 from ..faithful import list_methods, token_importance
 from ..inspection import Inspection
-from ..readings import Flow, Head, Reading, Site, parse_reading
+from ..readings import KINDS, Flow, Head, Reading, Site, parse_reading
 from .agreement import agreement_matrix
 from .disagreement import effective_maps, pairwise_js, pairwise_rank_correlation
 from .result import Fragmentation, KindFragmentation, ReadingKey
@@ -29,11 +30,15 @@ FAITHFUL_METHODS = ("gradient", "loo")
 
 
 def kind_fragmentation(att: Any, kind: str, key_tokens: Sequence[str] | None = None,
-                       layers: Sequence[int] | None = None) -> KindFragmentation:
+                       layers: Sequence[int] | None = None, positions: Sequence[int] | None = None,
+                       n_query: int | None = None) -> KindFragmentation:
     """Disagreement and taxonomy of the heads in ``att`` ``[layers, heads, q, k]`` (torch or numpy).
 
     ``key_tokens`` marks the sink tokens (special tokens, punctuation); ``layers`` gives the
-    model's layer index of each captured layer (default ``0, 1, ...``).
+    model's layer index of each captured layer (default ``0, 1, ...``). When ``att`` holds only
+    some query rows of maps with ``n_query`` rows (the whole rows a reduced capture kept),
+    ``positions`` gives the query position of each: every statistic is then the full-map one
+    averaged over those rows only, and the result records them (``rows``).
 
     >>> import numpy as np
     >>> kf = kind_fragmentation(np.tile(np.eye(3), (2, 2, 1, 1)), "encoder")
@@ -43,10 +48,38 @@ def kind_fragmentation(att: Any, kind: str, key_tokens: Sequence[str] | None = N
     arr = att.detach().float().cpu().numpy() if hasattr(att, "detach") else np.asarray(att, dtype=np.float64)
     flat = arr.reshape(-1, *arr.shape[-2:])
     js = pairwise_js(flat)
-    labels, sink, shares = classify_heads(arr, kind, key_tokens=key_tokens)
+    labels, sink, shares = classify_heads(arr, kind, key_tokens=key_tokens, positions=positions, n_query=n_query)
     index = list(range(arr.shape[0])) if layers is None else [int(x) for x in layers]
     return KindFragmentation(kind, index, flat.shape[0], js, pairwise_rank_correlation(flat),
-                             effective_maps(1 - js), labels, sink, shares)
+                             effective_maps(1 - js), labels, sink, shares,
+                             None if positions is None else [int(p) for p in positions])
+
+
+def inspection_kind_fragmentation(insp: Inspection, kind: str) -> KindFragmentation:
+    """:func:`kind_fragmentation` of the maps of ``kind`` in ``insp``, or, when the inspection kept
+    only reductions (a long input, ``headscope.inspect(..., reduce=["rows=0,-1"])``; issue 17), of the
+    whole query rows it kept: the same statistics as from full maps, over those rows.
+
+    >>> insp = headscope.inspect("headscope/sentiment", "fine", reduce=["rows=0,-1"])   # doctest: +SKIP
+    >>> inspection_kind_fragmentation(insp, "encoder").rows                            # doctest: +SKIP
+    [0, 2]
+    """
+    rows = reading_rows(insp, kind)
+    if rows is None:
+        return kind_fragmentation(insp.kind_maps(kind), kind, insp.key_tokens(kind), insp.layer_indices(kind))
+    kept = insp.reduced.get(kind, {}).get("rows")
+    if kept is None:
+        raise InputError(f"fragmentation of {kind!r} compares heads row by row, but this inspection kept only "
+                         f"{', '.join(sorted(insp.reduced.get(kind, {}))) or 'no reductions of it'}; inspect with "
+                         "reduce=['rows=0,-1'] (the query rows to compare them on; headscope.capture.reduce_for "
+                         "picks them), full maps (no reduce=) or stream_to=")
+    return kind_fragmentation(kept, kind, insp.key_tokens(kind), insp.layer_indices(kind), positions=rows,
+                              n_query=len(insp.query_tokens(kind)))
+
+
+def inspection_kinds(insp: Inspection) -> list[str]:
+    """The kinds of ``insp`` with maps or reductions, in the order encoder, decoder, cross."""
+    return [k for k in KINDS if k in insp.attentions or k in insp.reduced]
 
 
 def compared_kind(insp: Inspection) -> str:
@@ -94,7 +127,9 @@ def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
     Maps are those of :func:`compared_kind`, at the rows of :func:`decision_rows`: cross-attention
     ``[T, S]`` for encoder-decoders; the first-token ([CLS]) row ``[S]`` of an encoder; the last
     row of a decoder-only model. Single heads are left out (layer means kept) above
-    ``MAX_SINGLE_HEADS`` heads but for the last layer's.
+    ``MAX_SINGLE_HEADS`` heads but for the last layer's. On an inspection that kept reductions
+    instead of maps, the rows come from the whole query rows it kept (which must include the
+    decision rows), and rollout and flow, which need whole maps, are left out.
 
     >>> list(attention_readings(insp))[-2:]      # doctest: +SKIP
     [HeadsMean(kind='cross'), Rollout(kind='cross')]
@@ -110,8 +145,18 @@ def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
         if isinstance(reading, Flow) and isinstance(rows, int):  # the one row only: exact, and far cheaper
             out[reading] = reading_map(insp, reading, rows=[rows])[0].numpy()
         else:
-            out[reading] = reading_map(insp, reading)[rows].numpy()
+            out[reading] = _decision_map(insp, reading, kind, rows)
     return out
+
+
+def _decision_map(insp: Inspection, reading: Reading, kind: str, rows: slice | int) -> np.ndarray:
+    """``reading``'s map at the decision ``rows``: from the full map, or from the whole rows a reduced
+    capture kept (an ``InputError`` names the rows to keep when they were not)."""
+    if reading_rows(insp, kind) is None:
+        return reading_map(insp, reading)[rows].numpy()
+    wanted = list(range(len(insp.query_tokens(kind))))[rows] if isinstance(rows, slice) else [rows]
+    m = reading_map(insp, reading, rows=wanted).numpy()
+    return m[0] if isinstance(rows, int) else m
 
 
 def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[str] = FAITHFUL_METHODS,
@@ -144,6 +189,7 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
     >>> frag.tau_with("loo")                                                        # doctest: +SKIP
     """
     scored = {parse_reading(r): float(v) for r, v in (alignment or {}).items()}
+    kinds = {kind: inspection_kind_fragmentation(insp, kind) for kind in inspection_kinds(insp)}
     readings: dict[ReadingKey, np.ndarray] = dict(attention_readings(insp))
     if faithful:
         unknown = [m for m in methods if m not in list_methods()]
@@ -163,6 +209,4 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
     if len(set(shapes.values())) != 1:
         raise InputError(f"readings have different shapes: {shapes}")
     keys, tau = agreement_matrix(rows)
-    kinds = {kind: kind_fragmentation(insp.kind_maps(kind), kind, insp.key_tokens(kind), insp.layer_indices(kind))
-             for kind in insp.kinds}
     return Fragmentation(insp.model_name, insp.architecture.name, kinds, keys, tau, scored)

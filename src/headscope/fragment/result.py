@@ -86,6 +86,9 @@ class KindFragmentation:
         labels: ``[layers, heads per layer]`` behaviour labels (:data:`~headscope.fragment.LABELS`).
         sink_mass: ``[layers, heads per layer]`` mass on sink tokens, averaged over rows.
         shares: ``{behaviour: share of heads}``.
+        rows: the query positions every statistic was averaged over when the inspection kept only
+            some whole rows (a reduced capture of a long input, ``reduce=["rows=0,-1"]``); ``None``:
+            every row.
 
     >>> kf = kind_fragmentation(insp.kind_maps("cross"), "cross", insp.key_tokens("cross"))  # doctest: +SKIP
     >>> kf.effective_maps, kf.mean_js                                                        # doctest: +SKIP
@@ -100,6 +103,7 @@ class KindFragmentation:
     labels: np.ndarray = field(repr=False)
     sink_mass: np.ndarray = field(repr=False)
     shares: dict[str, float]
+    rows: list[int] | None = None
 
     @property
     def mean_js(self) -> float:
@@ -117,7 +121,8 @@ class KindFragmentation:
         """JSON-ready fields (full precision)."""
         return {"layers": list(self.layers), "n_heads": self.n_heads, "effective_maps": self.effective_maps,
                 "mean_js": self.mean_js, "js": self.js.tolist(), "rank_correlation": self.rank_correlation.tolist(),
-                "labels": self.labels.tolist(), "sink_mass": self.sink_mass.tolist(), "shares": self.shares}
+                "labels": self.labels.tolist(), "sink_mass": self.sink_mass.tolist(), "shares": self.shares,
+                **({"rows": list(self.rows)} if self.rows is not None else {})}
 
     @classmethod
     def from_dict(cls, kind: str, data: Mapping[str, Any]) -> "KindFragmentation":
@@ -125,7 +130,8 @@ class KindFragmentation:
         labels = np.array(data["labels"], dtype=object)
         return cls(kind, [int(x) for x in data["layers"]], int(data["n_heads"]), np.array(data["js"], dtype=float),
                    np.array(data["rank_correlation"], dtype=float), float(data["effective_maps"]), labels,
-                   np.array(data["sink_mass"], dtype=float), {k: float(v) for k, v in data["shares"].items()})
+                   np.array(data["sink_mass"], dtype=float), {k: float(v) for k, v in data["shares"].items()},
+                   None if data.get("rows") is None else [int(r) for r in data["rows"]])
 
 
 @dataclass(eq=False)
@@ -217,7 +223,8 @@ class Fragmentation:
             shares = ", ".join(f"{label} {share:.0%}" for label, share in ranked)
             lines.append(f"  {kind}: {kf.n_heads} heads make {kf.effective_maps:.1f} effective distinct maps "
                          f"(mean pairwise JS {kf.mean_js:.3f}); behaviours: {shares}; "
-                         f"mean sink mass {kf.sink_mass.mean():.2f}")
+                         f"mean sink mass {kf.sink_mass.mean():.2f}"
+                         + ("" if kf.rows is None else f" (over the {len(kf.rows)} kept query rows)"))
         lines.append("Faithful — what the faithfulness tests confirmed:")
         if not self.references:
             lines.append("  not measured (pass faithful=True with a loaded model)")

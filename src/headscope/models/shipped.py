@@ -94,11 +94,11 @@ SHIPPED: dict[str, ShippedModel] = {
         ),
         ShippedModel(  # issue 18: a vision model where the answer is known
             name="headscope/shapes-vit", folder="shapes-vit", task="image-classification",
-            description=("ViT, 4 layers, 4 heads, hidden 96, 48x48 images in 8x8 patches (a 6x6 grid + CLS), "
+            description=("ViT, 4 layers, 4 heads, hidden 64, 48x48 images in 8x8 patches (a 6x6 grid + CLS), "
                          "trained from scratch: circle / square / triangle / cross / ring"),
             data=("synthetic shapes over textured clutter with known object masks (headscope.vision.shapes, "
                   "training/train_vit_shapes.py)"),
-            size=dict(layers=4, heads=4, hidden=96, patch=8, image=48),
+            size=dict(layers=4, heads=4, hidden=64, patch=8, image=48),
             quality="see headscope.json",
         ),
     ]

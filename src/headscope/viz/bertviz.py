@@ -27,15 +27,19 @@ from typing import Any
 
 import torch
 
-from headscope.errors import InputError
+from headscope.errors import InputError, TooLargeError
 from headscope.inspection import Inspection
 
 from .files import write_atomic
 
-__all__ = ["DEFAULT_MAX_BYTES", "HTMLPage", "bertviz_fragment", "offline_scripts", "page_params", "to_bertviz"]
+__all__ = ["DEFAULT_MAX_BYTES", "HTMLPage", "REFUSE_BYTES", "bertviz_fragment", "estimate_bytes", "offline_scripts",
+           "page_params", "to_bertviz"]
 
 #: Above this many bytes of page, :func:`to_bertviz` warns (a browser struggles with tens of MB).
 DEFAULT_MAX_BYTES = 10_000_000
+REFUSE_BYTES = 200_000_000
+"""A bertviz page estimated larger than this is refused (:class:`~headscope.errors.TooLargeError`):
+its weights alone would not load in a browser (a 4,096-token input of 6 layers x 12 heads is ~7 GB)."""
 
 VIEWS = ("head", "model")
 
@@ -126,6 +130,8 @@ def _round(att: torch.Tensor, decimals: int) -> torch.Tensor:
 def _kinds_for(insp: Inspection, kinds: Sequence[str] | None) -> list[str]:
     """The kinds to show (default: every captured kind), each checked to be captured."""
     chosen = list(insp.kinds if kinds is None else kinds)
+    if not chosen and kinds is None and (insp.reduced or insp.streamed_to):  # issue 17: long inputs
+        insp.layer_maps(next(iter(insp.reduced), "encoder"))  # raises InputError saying where the maps are
     for k in chosen:
         insp.kind_maps(k)  # raises InputError naming the captured kinds
     if not chosen:
@@ -161,6 +167,22 @@ def _select(insp: Inspection, kinds: list[str], layers: Sequence[int] | None,
         raise InputError("heads= is empty; give at least one head")
     data = {k: {layer: insp.map(k, layer)[head_list].unsqueeze(0) for layer in shown} for k in kinds}
     return shown, head_list, data
+
+
+def estimate_bytes(insp: Inspection, kinds: Sequence[str], layers: Sequence[int] | None = None,
+                   heads: Sequence[int] | None = None, decimals: int = 3) -> int:
+    """Estimated size of a bertviz page's weights: one ``0.xyz,`` (``decimals + 3`` characters) per
+    shown weight, ``layers x heads x query x key`` per kind (before any map is read).
+
+    >>> estimate_bytes(insp, ["encoder"], layers=[0], heads=[0])    # doctest: +SKIP
+    768
+    """
+    total = 0
+    for k in kinds:
+        n_layers = len(insp.layer_indices(k)) if layers is None else len(list(layers))
+        n_heads = insp.shape(k)[1] if heads is None else len(list(heads))
+        total += n_layers * n_heads * len(insp.query_tokens(k)) * len(insp.key_tokens(k))
+    return total * (decimals + 3)
 
 
 def _bertviz_html(insp: Inspection, view: str, kinds: list[str], shown: list[int], head_list: list[int],
@@ -253,6 +275,13 @@ def bertviz_fragment(insp: Inspection, view: str = "head", *, layers: Sequence[i
     if not isinstance(decimals, int) or not 1 <= decimals <= 8:
         raise InputError(f"decimals must be an integer from 1 to 8, not {decimals!r}")
     chosen = _kinds_for(insp, kinds)
+    size = estimate_bytes(insp, chosen, layers, heads, decimals)
+    if size > REFUSE_BYTES:
+        n = max(len(insp.query_tokens(k)) for k in chosen)
+        raise TooLargeError(
+            f"the bertviz {view} view of this {n}-token input would be about {size / 1e6:,.1f} MB of weights "
+            f"(over {REFUSE_BYTES / 1e6:,.0f} MB; a browser cannot load it): pass layers=[...] and heads=[...] "
+            "to show a few heads, kinds=[...], fewer decimals=, or inspect a shorter text")
     shown, head_list, data = _select(insp, chosen, layers, heads)
     raw = _bertviz_html(insp, view, chosen, shown, head_list, data, decimals)
     raw = _compact_params(raw)
@@ -343,6 +372,9 @@ def to_bertviz(insp: Inspection, view: str = "head", path: str | os.PathLike[str
     ------
     headscope.errors.InputError
         An unknown view, a kind, layer or head that was not captured, or bad ``decimals``.
+    headscope.errors.TooLargeError
+        The page's weights are estimated over :data:`REFUSE_BYTES` (a long input): the message names
+        the size; show fewer ``layers`` / ``heads`` / ``kinds``.
     """
     fragment = bertviz_fragment(insp, view, layers=layers, heads=heads, kinds=kinds, decimals=decimals)
     page = HTMLPage(_page(f"headscope {view} view: {insp.source_text}", fragment))

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from headscope import align
-from headscope.errors import NotApplicableError
+from headscope.errors import NotApplicableError, TooLargeError
 from headscope.inspection import Inspection
 
-from .bertviz import offline_scripts
+from .bertviz import REFUSE_BYTES, estimate_bytes, offline_scripts
 from .files import check_destination, write_atomic
 from .page import Section, page_html
 from .sections.alignment import Gold, alignment_section, parse_gold
@@ -44,6 +44,32 @@ from .sections.plausible import plausible_section
 __all__ = ["build_report", "report"]
 
 IMPORTANCE_METHODS: tuple[str, ...] = ("attention", "rollout", "gradient", "loo")
+MAX_TOKENS = 512
+"""The longest input (query or key tokens) a report draws: its figures are ``n x n`` maps with a label per token."""
+
+
+def check_size(insp: Inspection, *, bertviz: bool = True, bertviz_layers: Sequence[int] | None = None,
+               bertviz_heads: Sequence[int] | None = None, decimals: int = 3) -> None:
+    """Refuse (:class:`~headscope.errors.TooLargeError`, naming the size and the fix) an inspection
+    the report cannot draw: maps not kept in memory, more than :data:`MAX_TOKENS` tokens, or bertviz
+    views estimated over :data:`~headscope.viz.bertviz.REFUSE_BYTES`."""
+    if not insp.kinds and (insp.reduced or insp.streamed_to):
+        where = f"streamed to {insp.streamed_to}" if insp.streamed_to else "reduced (insp.reduced)"
+        raise TooLargeError(f"the report draws full attention maps, but this inspection's maps were {where}, not "
+                            "kept in memory; inspect without reduce=/stream_to= (an input of at most "
+                            f"{MAX_TOKENS} tokens) to report on it")
+    n = max(max(len(insp.query_tokens(k)), len(insp.key_tokens(k))) for k in insp.kinds)
+    if n > MAX_TOKENS:
+        maps = sum(t.numel() * t.element_size() for k in insp.kinds for t in insp.layer_maps(k))
+        raise TooLargeError(f"the report draws {n}x{n} maps with a label per token ({maps / 1e6:,.0f} MB of maps); it "
+                            f"handles at most {MAX_TOKENS} tokens: report on a shorter text, or read this one with "
+                            "reductions (headscope.inspect(..., reduce=[...])) or to_bertviz(layers=[...], heads=[...])")
+    if bertviz:
+        size = estimate_bytes(insp, insp.kinds, bertviz_layers, bertviz_heads, decimals)
+        if size > REFUSE_BYTES:
+            raise TooLargeError(f"the report's bertviz views would be about {size / 1e6:,.0f} MB of weights (over "
+                                f"{REFUSE_BYTES / 1e6:,.0f} MB): pass bertviz_layers=[...] and bertviz_heads=[...], "
+                                "or bertviz=False")
 
 
 def _claim(claim: str, build: Callable[..., Section], *args: Any, **kwargs: Any) -> Section:
@@ -68,6 +94,8 @@ def build_report(insp: Inspection, gold: Gold | None = None, *, convention: str 
     """
     if insp.patch_grid is not None:  # an image: its maps on the patch grid; gold is the object mask (issue 18)
         return image_report(insp, gold, faithful=faithful, fragmentation=fragmentation)
+    check_size(insp, bertviz=bertviz, bertviz_layers=bertviz_layers, bertviz_heads=bertviz_heads,
+               decimals=decimals)  # issue 17: long inputs
     links = parse_gold(gold)
     rows = convention or align.DEFAULT_CONVENTION
     with warnings.catch_warnings():
@@ -132,6 +160,9 @@ def report(insp: Inspection, path: str | os.PathLike[str], gold: Gold | None = N
 
     Raises
     ------
+    headscope.errors.TooLargeError
+        An input too long to draw (over :data:`MAX_TOKENS` tokens, maps not in memory, or bertviz
+        views over :data:`~headscope.viz.bertviz.REFUSE_BYTES`): raised before any work, naming the size.
     headscope.errors.HeadscopeError
         Bad input (e.g. gold links outside the sentence); every error other than a section's
         :class:`~headscope.errors.NotApplicableError` propagates, and then no page is written.

@@ -16,6 +16,7 @@ from typing import Union
 import numpy as np
 
 from headscope import align
+from headscope.align.baselines import diagonal_links
 from headscope.errors import InputError
 from headscope.inspection import Inspection
 from headscope.readings import Head, HeadsMean, Reading
@@ -111,7 +112,8 @@ def alignment_section(insp: Inspection, gold: tuple[set[Link], set[Link]] | None
     Returns
     -------
     Section
-        The AER table (best single head, layer means, all-heads mean, rollout), the AER heatmap
+        The AER table (best single head, layer means, all-heads mean, rollout, and the diagonal
+        baseline), the AER heatmap
         per head, and the best head's and the all-heads mean's word maps with the gold links.
 
     Raises
@@ -145,9 +147,16 @@ def alignment_section(insp: Inspection, gold: tuple[set[Link], set[Link]] | None
                 "(lower is better; 0 = every link right).</p>")
     rows = [(f"{best.label} (best single head)", scores[best])]
     rows += [(r.label, scores[r]) for r in readings if not isinstance(r, Head)]
+    diagonal = align.aer([diagonal_links(len(src_words), len(tgt_words))], [sure], [possible])
+    rows.append(("diagonal, no model (baseline)", diagonal))
     section.add("<table><tr><th>reading</th><th>AER</th><th>precision</th><th>recall</th></tr>" + "".join(
         f"<tr><td>{escape(name)}</td><td>{s.aer:.3f}</td><td>{s.precision:.3f}</td><td>{s.recall:.3f}</td></tr>"
         for name, s in rows) + "</table>")
+    section.note(f"Baseline: the <b>diagonal</b> (target word <i>j</i> of <i>m</i> linked to source word "
+                 f"min(<i>n</i> − 1, round(<i>j·n</i>/<i>m</i>)) of <i>n</i>, no model) scores AER {diagonal.aer:.3f} "
+                 "on this pair; a reading that does no better reads word order, not correspondence. A statistical "
+                 "aligner needs a corpus: <code>headscope align</code> scores eflomal beside every reading over a "
+                 "gold set.")
     section.note("One sentence pair is an anecdote: the best head here is selected on the very links it is scored "
                  "against. Score heads over a gold set (<code>headscope.align.evaluate</code>) before trusting one.")
     section.figure(aer_heatmap(grid, layers=layers, best=best,

@@ -83,7 +83,7 @@ def localisation_section(insp: Inspection, mask: Any, query: str = DEFAULT_QUERY
     columns = (("label", "map", ""), ("pointing", "pointing hit", ".2f"), ("mass", "mass inside the object", ".3f"))
     section.add(_table([r for r in result.rows if r["group"] != "head"], columns))
     heads = sorted((r for r in result.rows if r["group"] == "head"), key=lambda r: -r["mass"])
-    section.add(f'<p class="hs-caption">Heads by mass inside the object (one image: a hit is 0 or 1):</p>'
+    section.add('<p class="hs-caption">Heads by mass inside the object (one image: a hit is 0 or 1):</p>'
                 + _table(heads, columns))
     return section
 

@@ -1,0 +1,104 @@
+"""One forward pass that keeps, per attention block, what norm-based attention and ALTI need.
+
+:func:`capture_blocks` runs the model once under a capture with :class:`~headscope.capture.extras.Extras`
+(value vectors, the block's input, its layer norm's input and whether that norm comes first) and
+returns one :class:`BlockCapture` per ``(kind, layer)``, batch axis dropped (one example), in float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..capture import AttentionCapture
+from ..capture.extras import Extras
+from ..errors import UnsupportedModelError
+from ..models.structure import ModelStructure
+from .alti import LayerNormParams
+from .families import Block, block_of
+
+
+@dataclass
+class BlockCapture:
+    """One attention block of one example: probabilities ``[heads, query, key]``, values ``[heads, key, dim]``,
+    the output projection ``x @ weight + bias``, the block's input (query side) ``[query, width]``, its layer
+    norm (``None`` when the family has none headscope knows) and that norm's input ``[query, width]``."""
+
+    block: Block
+    probs: torch.Tensor
+    values: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    block_input: torch.Tensor | None
+    norm: LayerNormParams | None
+    norm_input: torch.Tensor | None
+
+    @property
+    def residual(self) -> torch.Tensor | None:
+        """The residual stream entering the block: the norm's input in a pre-norm block, else the block's input."""
+        return self.norm_input if self.norm is not None and self.norm.pre else self.block_input
+
+
+def _norm_params(module: nn.Module | None, pre: bool) -> LayerNormParams | None:
+    if module is None:
+        return None
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    eps = getattr(module, "eps", getattr(module, "variance_epsilon", 1e-5))
+    return LayerNormParams(None if weight is None else weight.detach().float().cpu(),
+                           None if bias is None else bias.detach().float().cpu(),
+                           float(eps), pre, centred=isinstance(module, nn.LayerNorm))
+
+
+def capture_blocks(model: nn.Module, inputs: Mapping[str, Any], structure: ModelStructure,
+                   kinds: Iterable[str]) -> dict[tuple[str, int], BlockCapture]:
+    """``{(kind, layer): BlockCapture}`` of one forward of ``model(**inputs)`` (a batch of one example).
+
+    >>> from headscope.models.tiny import build_tiny
+    >>> from headscope.models.structure import describe
+    >>> model, tok = build_tiny("gpt2")
+    >>> blocks = capture_blocks(model, tok("a b", return_tensors="pt"), describe(model), ["decoder"])
+    >>> blocks[("decoder", 0)].norm.pre                   # GPT-2 normalises before its attention
+    True
+    """
+    kinds = [k for k in kinds if k in structure.kinds]
+    sites = [s for s in structure.sites if s.kind in kinds]
+    blocks = {s.module: block_of(model, s.module) for s in sites}
+    watched_in = {f"in {p}": b.attention for p, b in blocks.items()}
+    watched_in.update({f"norm {p}": b.norm for p, b in blocks.items() if b.norm is not None})
+    extras = Extras(values=True, inputs=watched_in)
+    cap = AttentionCapture(model, kinds=kinds, structure=structure, device=None)
+    cap.recording.extras = extras
+    with torch.no_grad(), cap, extras.watching(cap.recording):
+        model(**inputs)
+    out: dict[tuple[str, int], BlockCapture] = {}
+    for kind in kinds:
+        maps = cap.maps.get(kind)
+        if maps is None:
+            raise UnsupportedModelError(f"{structure.label}: its {kind} attention does not call transformers' "
+                                        "attention interface, so its value vectors cannot be read")
+        for i, layer in enumerate(cap.layer_indices(kind)):
+            module = extras.modules[(kind, layer)]
+            site = structure.site_of(module)
+            path = site.module if site is not None else next(p for p, b in blocks.items() if b.attention is module)
+            block = blocks[path]
+            order = extras.order
+            attention_at = order.index(f"attention {kind}.{layer}")
+            norm_name = f"norm {path}"
+            pre = norm_name in order[:attention_at]
+            values = extras.kept_values[(kind, layer)][0].float().cpu()
+            weight, bias = block.output_matrix(values.shape[0] * values.shape[-1])
+            probs = maps[0, i] if isinstance(maps, torch.Tensor) else maps[i][0]
+            out[(kind, layer)] = BlockCapture(
+                block=block, probs=probs.float().cpu(), values=values, weight=weight.cpu(), bias=bias.cpu(),
+                block_input=_first(extras.kept_inputs.get(f"in {path}")),
+                norm=_norm_params(block.norm, pre), norm_input=_first(extras.kept_inputs.get(norm_name)))
+    return out
+
+
+def _first(kept: list[torch.Tensor] | None) -> torch.Tensor | None:
+    return None if not kept else kept[0][0].float().cpu()
