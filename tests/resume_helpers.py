@@ -13,6 +13,7 @@ piece (``"n"``), or just before the finished result folder ``rep`` is renamed in
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -27,6 +28,7 @@ def run_cli(argv: list[str], cwd: str, pause_at: str, logs: str) -> None:
     import headscope.runs as runs
     import headscope.storage as storage
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, also under a background job
     os.chdir(cwd)
     torch.set_num_threads(1)  # as in the test process, so the numbers agree to the last bit
     for fd, name in ((1, "stdout"), (2, "stderr")):

@@ -318,3 +318,34 @@ def test_hierarchical_models_are_refused_by_name(batch):
     processor = tf.ViTImageProcessor(size={"height": SIZE, "width": SIZE})
     with pytest.raises(UnsupportedModelError, match="hierarchical"):
         headscope.inspect((model, processor), batch.images[0])
+
+
+@pytest.mark.parametrize("family", ["swin", "pvt"])
+def test_hierarchical_capture_from_an_image_equals_eager_output_attentions(batch, family):
+    """Hierarchical families (windows, pooled keys) are captured exactly from an image input, layer by layer
+    in the model's own layout (maps of different shapes per stage); only the one-grid views refuse them."""
+    from headscope.capture import run_capture
+    from headscope.models import describe
+
+    torch.manual_seed(0)
+    if family == "swin":
+        model = tf.SwinForImageClassification(tf.SwinConfig(image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1],
+                                                            num_heads=[2, 2], window_size=4, num_labels=3))
+    else:
+        model = tf.PvtForImageClassification(tf.PvtConfig(image_size=SIZE, num_encoder_blocks=2, depths=[1, 1],
+                                                           sequence_reduction_ratios=[2, 1], hidden_sizes=[16, 32],
+                                                           patch_sizes=[4, 2], strides=[4, 2], num_attention_heads=[1, 2],
+                                                           mlp_ratios=[2, 2], num_labels=3))
+    model.eval()
+    processor = tf.ViTImageProcessor(size={"height": SIZE, "width": SIZE}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    pixels = processor(images=list(batch.images), return_tensors="pt")["pixel_values"]
+    eager = type(model)(model.config)
+    eager.load_state_dict(model.state_dict())
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        _, captured = run_capture(model, {"pixel_values": pixels}, structure=describe(model))
+        reference = eager.eval()(pixel_values=pixels, output_attentions=True).attentions
+    maps = captured.maps["encoder"]
+    assert len(maps) == len(reference) and len({tuple(m.shape) for m in maps}) > 1  # stages differ in shape
+    for got, ref in zip(maps, reference):
+        torch.testing.assert_close(got, ref, rtol=0, atol=1e-6)
