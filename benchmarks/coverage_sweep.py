@@ -910,7 +910,7 @@ def markdown(results: list[Outcome], seconds: float, command: str, workers: int)
         "",
         f"Made by `{command}` with transformers {transformers.__version__} and torch {torch.__version__}, "
         f"{workers} worker processes, in {seconds:.0f} s. `python -m pytest tests/test_coverage_sweep.py` runs the "
-        "same sweep, rewrites this file and fails below 98% or on any exception other than "
+        "same sweep, fails if this file does not say what it found, below 98% or on any exception other than "
         "`UnsupportedModelError`.",
         "",
         "Every model type of transformers' seq2seq-LM, sequence-classification, causal-LM and "
