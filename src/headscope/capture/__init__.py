@@ -166,14 +166,6 @@ def stack_layers(tensors: list[torch.Tensor]) -> Maps:
     return torch.stack(tensors, dim=1)
 
 
-def _output_fields(structure: ModelStructure) -> dict[str, tuple[str, str]]:
-    """``{kind: (output field, its global-attention field)}``."""
-    if structure.architecture.name == "encoder-decoder":
-        return {"encoder": ("encoder_attentions", "encoder_global_attentions"),
-                "decoder": ("decoder_attentions", ""), "cross": ("cross_attentions", "")}
-    return {structure.architecture.self_kind: ("attentions", "global_attentions"), "cross": ("cross_attentions", "")}
-
-
 def _flat(value: Any) -> list[torch.Tensor | None]:
     """The per-layer tensors of an output field (nested per block, PVTv2's, flattened)."""
     if isinstance(value, (tuple, list)):
@@ -192,7 +184,7 @@ def _from_outputs(model: PreTrainedModel, inputs: Mapping[str, Any], structure: 
     keep = None if layers is None else set(layers)
     maps, index = {}, {}
     rows = _decoder_rows(outputs)
-    for kind, (fld, global_fld) in _output_fields(structure).items():
+    for kind, (fld, global_fld) in structure.architecture.output_fields().items():
         found = [t for t in _flat(getattr(outputs, fld, None))]
         if not any(t is not None for t in found) or (wanted is not None and kind not in wanted):
             continue

@@ -57,6 +57,22 @@ class Architecture:
     def __repr__(self) -> str:
         return f"<architecture {self.name}>"
 
+    # -- structure: reading the model's own attention outputs --
+
+    def output_fields(self) -> dict[str, tuple[str, str]]:
+        """``{kind: (output field with the maps, its global-attention field)}`` of the model's outputs
+        with ``output_attentions=True``.
+
+        >>> ARCHITECTURES["decoder"].output_fields()["decoder"]
+        ('attentions', 'global_attentions')
+        """
+        return {self.self_kind: ("attentions", "global_attentions"), "cross": ("cross_attentions", "")}
+
+    def when_causal(self) -> "Architecture":
+        """The architecture of a model of this kind whose self-attention turns out to be causal (a
+        classification head on a causal model is decoder-only); itself unless overridden."""
+        return self
+
     # -- coverage: how the decoder side is fed (issue 12) --
 
     def decoder_reads_source(self, model: Any) -> bool:
@@ -156,6 +172,14 @@ class EncoderOnly(Architecture):
     self_kind = "encoder"
     kinds = ("encoder",)
 
+    def when_causal(self) -> Architecture:
+        """A causal model with a classification head is decoder-only.
+
+        >>> ARCHITECTURES["encoder"].when_causal().name
+        'decoder'
+        """
+        return ARCHITECTURES["decoder"]
+
     # -- faithfulness: scoring the model's own decision --
 
     def decision_rows(self, n_queries: int, n_decisions: int) -> list[int]:
@@ -213,6 +237,10 @@ class EncoderDecoder(Architecture):
     self_kind = "encoder"  # the encoder stack; the decoder stack's self-attention is "decoder"
     kinds = ("encoder", "decoder", "cross")
     has_target = True
+
+    def output_fields(self) -> dict[str, tuple[str, str]]:
+        return {"encoder": ("encoder_attentions", "encoder_global_attentions"),
+                "decoder": ("decoder_attentions", ""), "cross": ("cross_attentions", "")}
 
     def masks(self, kind: str, source_mask: torch.Tensor,
               target_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 
 from ..errors import InputError
 from ..readings import KINDS
-from .architectures import Architecture, architecture_of, ARCHITECTURES
+from .architectures import Architecture, architecture_of
 
 _HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "num_attn_heads")
 _CROSS_MARKERS = ("encoder_attn", "encdecattention", "crossattention", "cross_attn", "cross_attention")
@@ -236,7 +236,7 @@ def _kind(key: str, in_encoder: bool, arch: Architecture, module_name: str) -> s
         return "encoder"
     if key.startswith("decoder_"):
         return "decoder"
-    if arch.name == "encoder-decoder":
+    if arch.has_target:  # two stacks: a module of the encoder is "encoder", of the decoder "decoder" or "cross"
         if any(m in module_name.lower() for m in _CROSS_MARKERS):
             return "cross"
         return "encoder" if in_encoder else "decoder"
@@ -264,7 +264,7 @@ def _shared_applications(model: PreTrainedModel, arch: Architecture, sites: list
     config = model.config
     groups, layers = getattr(config, "num_hidden_groups", None), getattr(config, "num_hidden_layers", None)
     mine = [s for s in sites if s.kind == arch.self_kind]
-    if (arch.name == "encoder-decoder" or not isinstance(groups, int) or not isinstance(layers, int) or not mine
+    if (arch.has_target or not isinstance(groups, int) or not isinstance(layers, int) or not mine
             or layers <= len(mine) or layers % len(mine)):
         return 1
     return layers // len(mine)
@@ -332,10 +332,10 @@ def describe(model: PreTrainedModel) -> ModelStructure:
     source = "output recorders"
     if not found:
         found, source = [(["attentions"], n, m) for _, n, m in _attention_modules(model)], "attention modules"
-    if arch.name == "encoder" and _is_causal([m for _, _, m in found]):
-        arch = ARCHITECTURES["decoder"]  # a causal model with a classification head is decoder-only
+    if _is_causal([m for _, _, m in found]):
+        arch = arch.when_causal()
     encoder_ids: set[int] = set()
-    if arch.name == "encoder-decoder" and hasattr(model, "get_encoder"):
+    if arch.has_target and hasattr(model, "get_encoder"):
         encoder_ids = {id(m) for m in model.get_encoder().modules()}
     counts: dict[str, int] = {}
     sites: list[AttentionSite] = []
