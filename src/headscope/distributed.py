@@ -49,7 +49,7 @@ import torch
 from .errors import HeadscopeError, InputError
 from .runs import WorkFolder
 
-__all__ = ["check_processes", "is_main", "launched", "open_work", "placed", "run_pieces", "shard"]
+__all__ = ["check_processes", "is_main", "launched", "open_work", "placed", "run_chunks", "run_pieces", "shard"]
 
 Compute = Callable[[int], bytes]
 Check = Callable[[int, bytes], "str | None"]
@@ -161,6 +161,32 @@ def placed(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
         yield
     finally:
         model.to(before)
+
+
+def run_chunks(model: torch.nn.Module, total: int, compute: Compute, *, suffix: str, work: WorkFolder | None,
+               processes: int | None, check: Check, progress: bool, desc: str) -> list[bytes]:
+    """:func:`run_pieces` of a corpus run over chunks of texts, as ``faithfulness_corpus`` and
+    ``fragmentation_corpus`` do it: a progress bar in the main process (``progress``), each worker's
+    pieces computed with ``model`` on its device, and the work folder closed at the end (also on
+    failure or interruption, its saved pieces kept).
+
+    >>> pieces = run_chunks(model, 3, compute, suffix="json", work=None, processes=2, check=check,
+    ...                     progress=False, desc="fragment")                                 # doctest: +SKIP
+    """
+    bar = None
+    if progress and is_main():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="chunk")
+    try:
+        return run_pieces(total, compute, suffix=suffix, work=work, processes=processes, check=check,
+                          progress=None if bar is None else lambda _: bar.update(1),
+                          on_device=lambda device: placed(model, device), unit="chunk")
+    finally:
+        if bar is not None:
+            bar.close()
+        if work is not None:
+            work.close()
 
 
 def run_pieces(total: int, compute: Compute, *, suffix: str, work: WorkFolder | None = None,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..distributed import check_processes, is_main, open_work, placed, run_pieces
+from ..distributed import check_processes, open_work, run_chunks
 from ..errors import InputError
 from ..models.loading import load
 from ..readings import Site
@@ -89,21 +89,9 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
         part = faithfulness_report(loaded, texts[start:stop], ablation_texts=n_ablate, batch_size=batch_size)
         return json.dumps(part.to_dict(), ensure_ascii=False).encode("utf-8")
 
-    bar = None
-    if progress and is_main():
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pieces), desc=f"faithful {loaded.name}", unit="chunk")
-    try:
-        # every chunk, fresh or saved, goes through JSON: resumed == uninterrupted == shared out
-        found = run_pieces(len(pieces), compute, suffix=_PIECE, work=work, processes=processes, check=_unreadable,
-                           progress=None if bar is None else lambda _: bar.update(1),
-                           on_device=lambda device: placed(loaded.model, device), unit="chunk")
-    finally:
-        if bar is not None:
-            bar.close()
-        if work is not None:
-            work.close()
+    # every chunk, fresh or saved, goes through JSON: resumed == uninterrupted == shared out
+    found = run_chunks(loaded.model, len(pieces), compute, suffix=_PIECE, work=work, processes=processes,
+                       check=_unreadable, progress=progress, desc=f"faithful {loaded.name}")
     return merge_reports([FaithfulnessReport.from_dict(json.loads(data.decode("utf-8"))) for data in found])
 
 

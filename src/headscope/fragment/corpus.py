@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..capture.reductions import LONG_INPUT, reduce_for
-from ..distributed import check_processes, is_main, open_work, placed, run_pieces
+from ..distributed import check_processes, open_work, run_chunks
 from ..errors import InputError
 from ..models.loading import load
 from ..run import inspect
@@ -97,20 +97,8 @@ def fragmentation_corpus(model: Any, texts: Sequence[str], targets: Sequence[str
         frags = [fragmentation(insp, faithful=faithful).to_dict() for insp in insps]
         return json.dumps(frags, ensure_ascii=False).encode("utf-8")
 
-    bar = None
-    if progress and is_main():
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(pieces), desc=f"fragment {loaded.name}", unit="chunk")
-    try:
-        found = run_pieces(len(pieces), compute, suffix=_PIECE, work=work, processes=processes, check=_unreadable,
-                           progress=None if bar is None else lambda _: bar.update(1),
-                           on_device=lambda device: placed(loaded.model, device), unit="chunk")
-    finally:
-        if bar is not None:
-            bar.close()
-        if work is not None:
-            work.close()
+    found = run_chunks(loaded.model, len(pieces), compute, suffix=_PIECE, work=work, processes=processes,
+                       check=_unreadable, progress=progress, desc=f"fragment {loaded.name}")
     return [Fragmentation.from_dict(d) for data in found for d in json.loads(data.decode("utf-8"))]
 
 
