@@ -19,10 +19,14 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import InputError
 from ..models import DEFAULT_MODEL  # imports no model stack until a model is loaded
 
 #: The folder (in the working directory) that holds what verbs write when ``--out`` is not given.
 OUT_ROOT = "headscope-out"
+
+#: Suffixes that make a lone word look like a file name (``headscope faithful MODEL missing.txt``).
+TEXT_FILE_SUFFIXES = (".txt", ".text", ".tsv", ".csv", ".json", ".jsonl", ".lst", ".tok", ".src", ".tgt")
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -59,6 +63,59 @@ def names_model(arg: str) -> bool:
     if os.path.isdir(arg) and os.path.isfile(os.path.join(arg, "config.json")):
         return True
     return bool(_HUB_NAME.match(arg))
+
+
+def add_corpus_options(p: argparse.ArgumentParser) -> None:
+    """The options of a verb that takes ``TEXT_OR_FILE`` and runs a file as a resumable corpus run
+    (``faithful``, ``fragment``): ``--text``, ``--limit``, ``--chunk-size``, ``--processes``, ``--no-progress``."""
+    p.add_argument("--text", dest="as_text", action="store_true",
+                   help="analyse TEXT_OR_FILE as a text even when it looks like a file name")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N lines of a file")
+    p.add_argument("--chunk-size", type=int, default=16,
+                   help="texts of a file computed (and saved for resuming) together (default 16)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="compute the chunks of a file in N processes (one GPU each where there are GPUs) with "
+                   "accelerate; the result equals a one-process run (docs/scale.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def looks_like_path(arg: str) -> bool:
+    """Whether ``arg`` reads as a file name rather than a text: no whitespace, and a path separator
+    or a text-file suffix.
+
+    >>> [looks_like_path(a) for a in ("missing.txt", "data/texts", "A dull film.", "Great!", "U.S.A.")]
+    [True, True, False, False, False]
+    """
+    if not arg or any(c.isspace() for c in arg):
+        return False
+    return "/" in arg or os.sep in arg or Path(arg).suffix.lower() in TEXT_FILE_SUFFIXES
+
+
+def read_texts(arg: str, limit: int | None = None, as_text: bool = False) -> tuple[list[str], bool]:
+    """``(texts, from_file)``: the non-empty lines of file ``arg``, or ``[arg]`` itself."""
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit {limit}: pass a positive number of lines")
+    if as_text:
+        return [arg], False
+    if os.path.isdir(arg):
+        raise InputError(f"{arg} is a folder; give a file with one text per line, or add --text to analyse "
+                         f"{arg!r} as a text")
+    if not os.path.isfile(arg):
+        if looks_like_path(arg):
+            raise InputError(f"{arg!r} looks like a file name but no such file exists; give an existing file "
+                             f"(one text per line), or add --text to analyse {arg!r} itself as a text")
+        return [arg], False
+    try:
+        raw = Path(arg).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = Path(arg).read_bytes()[:err.start].count(b"\n") + 1
+        raise InputError(f"{arg}, line {line}: not UTF-8 text; save the file as UTF-8 (one text per line)") from None
+    except OSError as err:
+        raise InputError(f"{arg}: cannot be read ({err.strerror or err}); check the path and permissions") from None
+    texts = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    if not texts:
+        raise InputError(f"{arg} has no non-empty lines; put one text per line")
+    return (texts[:limit] if limit else texts), True
 
 
 def check(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_model_and_text, add_threads, default_out
+from .common import add_corpus_options, add_model_and_text, add_threads, default_out, read_texts
 from .resume import interruptible, resuming, work_folder
 
 
@@ -24,19 +24,11 @@ def register(subparsers: Any) -> None:
         "maps, behaviours) and how far the readings (heads, layer means, all-heads mean, rollout, flow) agree "
         "with gradient and leave-one-out importance (Kendall τ over the output tokens that are words).")
     add_model_and_text(p, "TEXT_OR_FILE", "a text, or a file with one text per line")
-    p.add_argument("--text", dest="as_text", action="store_true",
-                   help="analyse TEXT_OR_FILE as a text even when it looks like a file name")
     p.add_argument("--target", help="force this output (encoder-decoders)")
     p.add_argument("--no-faithful", action="store_true", help="skip gradient and leave-one-out readings")
     p.add_argument("--table", action="store_true", help="also print one row per head and per reading")
     p.add_argument("--out", metavar="DIR", help="also save fragmentation.json and fragmentation.csv to this folder")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N lines of a file")
-    p.add_argument("--chunk-size", type=int, default=16,
-                   help="texts of a file inspected (and saved for resuming) together (default 16)")
-    p.add_argument("--processes", type=int, default=None, metavar="N",
-                   help="compute the chunks of a file in N processes (one GPU each where there are GPUs) with "
-                   "accelerate; the result equals a one-process run (docs/scale.md)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_corpus_options(p)
     add_threads(p)
     p.set_defaults(handler=run)
 
@@ -47,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError
-    from .faithful import read_texts
 
     texts, from_file = read_texts(args.text, args.limit, args.as_text)
     if from_file:
