@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +236,41 @@ def iter_pieces(total: int, size: int) -> Iterable[tuple[int, int, int]]:
     """
     for index, start in enumerate(range(0, total, size)):
         yield index, start, min(start + size, total)
+
+
+def text_list(values: Any, name: str, one: str) -> list[str]:
+    """``values`` as the list of non-empty texts of a corpus run, or an :class:`InputError` naming
+    the bad value; ``one`` is the call to use for a single text instead.
+
+    >>> text_list(["A film.", "Another."], "texts", "f(model, text)")
+    ['A film.', 'Another.']
+    >>> text_list("A film.", "texts", "f(model, text)")
+    Traceback (most recent call last):
+    ...
+    headscope.errors.InputError: texts must be a non-empty list of strings, got str; for one text use f(model, text)
+    """
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise InputError(f"{name} must be a non-empty list of strings, got {type(values).__name__}; for one text use "
+                         f"{one}")
+    for i, t in enumerate(values):
+        if not isinstance(t, str) or not t.strip():
+            raise InputError(f"{name} #{i} is {'empty' if isinstance(t, str) else type(t).__name__}: give one "
+                             "non-empty string each")
+    return list(values)
+
+
+def unreadable_json(parse: Callable[[Any], Any]) -> Callable[[int, bytes], str | None]:
+    """The ``check`` of a run whose pieces are JSON: why saved piece ``data`` cannot be read back by
+    ``parse`` (a result's ``from_dict``), or ``None``.
+
+    >>> unreadable_json(dict)(0, b'{"a": 1}') is None, unreadable_json(dict)(0, b"{")
+    (True, 'Expecting property name enclosed in double quotes: line 1 column 2 (char 1)')
+    """
+    def check(index: int, data: bytes) -> str | None:
+        try:
+            parse(json.loads(data.decode("utf-8")))
+        except (ValueError, KeyError, TypeError) as err:  # UnicodeDecodeError and InputError are ValueErrors
+            return str(err) or type(err).__name__
+        return None
+
+    return check

@@ -30,7 +30,7 @@ from ..distributed import check_processes, open_work, run_chunks
 from ..errors import InputError
 from ..models.loading import load
 from ..readings import Site
-from ..runs import fingerprint, iter_pieces, model_fingerprint
+from ..runs import fingerprint, iter_pieces, model_fingerprint, text_list, unreadable_json
 from .ablation import AblationResult, rank_correlations
 from .comparison import summarise
 from .report import FaithfulnessReport, faithfulness_report
@@ -66,7 +66,7 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
     -------
     FaithfulnessReport
     """
-    texts = _check_texts(texts)
+    texts = text_list(texts, "texts", "faithfulness_report(model, text)")
     for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(f"{name}={value!r}: pass a positive whole number")
@@ -91,28 +91,8 @@ def faithfulness_corpus(model: Any, texts: Sequence[str], *, chunk_size: int = 1
 
     # every chunk, fresh or saved, goes through JSON: resumed == uninterrupted == shared out
     found = run_chunks(loaded.model, len(pieces), compute, suffix=_PIECE, work=work, processes=processes,
-                       check=_unreadable, progress=progress, desc=f"faithful {loaded.name}")
+                       check=unreadable_json(FaithfulnessReport.from_dict), progress=progress, desc=f"faithful {loaded.name}")
     return merge_reports([FaithfulnessReport.from_dict(json.loads(data.decode("utf-8"))) for data in found])
-
-
-def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
-        raise InputError(f"texts must be a non-empty list of strings, got {type(texts).__name__}; for one text use "
-                         "faithfulness_report(model, text)")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
-            raise InputError(f"text #{i} is {'empty' if isinstance(t, str) else type(t).__name__}: give one "
-                             "non-empty string per text")
-    return list(texts)
-
-
-def _unreadable(index: int, data: bytes) -> str | None:
-    """Why the saved chunk ``data`` cannot be read back, or ``None``."""
-    try:
-        FaithfulnessReport.from_dict(json.loads(data.decode("utf-8")))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        return str(err) or type(err).__name__
-    return None
 
 
 def merge_reports(parts: Sequence[FaithfulnessReport]) -> FaithfulnessReport:

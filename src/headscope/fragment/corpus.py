@@ -26,7 +26,7 @@ from ..distributed import check_processes, open_work, run_chunks
 from ..errors import InputError
 from ..models.loading import load
 from ..run import inspect
-from ..runs import fingerprint, iter_pieces, model_fingerprint
+from ..runs import fingerprint, iter_pieces, model_fingerprint, text_list, unreadable_json
 from .measure import fragmentation
 from .result import Fragmentation
 
@@ -61,9 +61,9 @@ def fragmentation_corpus(model: Any, texts: Sequence[str], targets: Sequence[str
     agreement of readings with gradient and leave-one-out importance follows Jain & Wallace (2019),
     "Attention is not Explanation".
     """
-    texts = _check(texts, "texts")
+    texts = text_list(texts, "texts", "fragmentation(headscope.inspect(model, text))")
     if targets is not None:
-        targets = _check(targets, "targets")
+        targets = text_list(targets, "targets", "fragmentation(headscope.inspect(model, text))")
         if len(targets) != len(texts):
             raise InputError(f"{len(texts)} texts but {len(targets)} targets; give one target per text (or none)")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
@@ -98,7 +98,7 @@ def fragmentation_corpus(model: Any, texts: Sequence[str], targets: Sequence[str
         return json.dumps(frags, ensure_ascii=False).encode("utf-8")
 
     found = run_chunks(loaded.model, len(pieces), compute, suffix=_PIECE, work=work, processes=processes,
-                       check=_unreadable, progress=progress, desc=f"fragment {loaded.name}")
+                       check=unreadable_json(lambda ds: [Fragmentation.from_dict(d) for d in ds]), progress=progress, desc=f"fragment {loaded.name}")
     return [Fragmentation.from_dict(d) for data in found for d in json.loads(data.decode("utf-8"))]
 
 
@@ -119,21 +119,3 @@ def _long_reductions(loaded: Any, texts: list[str], targets: list[str] | None) -
     return out
 
 
-def _check(values: Any, name: str) -> list[str]:
-    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-        raise InputError(f"{name} must be a non-empty list of strings, got {type(values).__name__}; for one text use "
-                         "fragmentation(headscope.inspect(model, text))")
-    for i, t in enumerate(values):
-        if not isinstance(t, str) or not t.strip():
-            raise InputError(f"{name} #{i} is {'empty' if isinstance(t, str) else type(t).__name__}: give one "
-                             "non-empty string each")
-    return list(values)
-
-
-def _unreadable(index: int, data: bytes) -> str | None:
-    """Why the saved chunk ``data`` cannot be read back, or ``None``."""
-    try:
-        [Fragmentation.from_dict(d) for d in json.loads(data.decode("utf-8"))]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, InputError) as err:
-        return str(err) or type(err).__name__
-    return None
