@@ -159,12 +159,6 @@ class ImageFaithfulness(RowsResult):
     n_images: int = 0
     fill: str = "the processor's mean colour (0 after normalisation)"
 
-    def row(self, name: str) -> dict[str, Any]:
-        for r in self.rows:
-            if r["name"] == name:
-                return dict(r)
-        raise InputError(f"no row {name!r}; rows: {[r['name'] for r in self.rows]}")
-
     def summary(self) -> str:
         lines = [f"image faithfulness of {self.model_name} over {self.n_images} images (patches replaced by "
                  f"{self.fill})"]

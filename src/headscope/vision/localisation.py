@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -93,13 +93,6 @@ class LocalisationResult(RowsResult):
     grid: tuple[int, int] = (0, 0)
     query: str = DEFAULT_QUERY
     cell_rule: str = CELL_RULE
-
-    def row(self, name: str) -> dict[str, Any]:
-        """The row of one map by its name (``"encoder.rollout"``, ``"gradient"``, ``"chance"``)."""
-        for r in self.rows:
-            if r["name"] == name:
-                return dict(r)
-        raise InputError(f"no row {name!r}; rows: {[r['name'] for r in self.rows]}")
 
     def summary(self) -> str:
         chance = self.row("chance")

@@ -33,6 +33,13 @@ class RowsResult:
         """The rows as plain dicts (copies)."""
         return [dict(r) for r in self.rows]
 
+    def row(self, name: str) -> dict[str, Any]:
+        """The row named ``name`` (a reading such as ``"encoder.rollout"``, ``"gradient"``, ``"chance"``), a copy."""
+        for r in self.rows:
+            if r["name"] == name:
+                return dict(r)
+        raise InputError(f"no row {name!r}; rows: {[r['name'] for r in self.rows]}")
+
     def table(self, limit: int | None = None) -> str:
         """A fixed-width text table of the rows (the first ``limit`` rows when given)."""
         rows = self.rows if limit is None else self.rows[:limit]
