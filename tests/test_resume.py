@@ -6,13 +6,13 @@ subprocesses (SIGINT and SIGKILL, after 0, 1 and several batches, and while the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from resume_helpers import saved_files
 
 import headscope
 from headscope.align import evaluate
@@ -205,19 +205,6 @@ def _run(ctx, cwd: Path, argv: list[str], at: object = "", sig: int | None = Non
     return proc.exitcode, err
 
 
-def _files(folder: Path) -> dict[str, object]:
-    """Every file of a result folder; JSON with its run time (``seconds``) left out."""
-    out: dict[str, object] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix == ".json":
-            data = json.loads(p.read_text())
-            data.pop("seconds", None)
-            out[p.name] = data
-        else:
-            out[p.name] = p.read_bytes()
-    return out
-
-
 @pytest.mark.slow
 def test_align_process_killed_and_resumed_equals_uninterrupted(forkserver, tmp_path, capsys):
     args = ["align", MODEL, "--gold", "hansards-en-fr", "--limit", "12", "--batch-size", "2", "--convention",
@@ -246,7 +233,7 @@ def test_align_process_killed_and_resumed_equals_uninterrupted(forkserver, tmp_p
     code, err = _run(forkserver, tmp_path, argv)
     assert code == 0, err
     assert "6 of 6 batches already saved" in err
-    assert _files(rep) == _files(tmp_path / "ref")
+    assert saved_files(rep) == saved_files(tmp_path / "ref")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref", "rep"]  # work folder and stale staging gone
 
 
@@ -274,5 +261,5 @@ def test_faithful_process_killed_and_resumed_equals_uninterrupted(forkserver, tm
     code, err = _run(forkserver, tmp_path, [*args, "--out", "rep"])
     assert code == 0, err
     assert "2 of 3 chunks already saved" in err
-    assert _files(tmp_path / "rep") == _files(tmp_path / "ref") and not work.exists()
+    assert saved_files(tmp_path / "rep") == saved_files(tmp_path / "ref") and not work.exists()
     assert headscope.faithful.FaithfulnessReport.load(tmp_path / "rep").texts == TEXTS
