@@ -11,7 +11,9 @@ import time
 import pytest
 
 
-@pytest.mark.parametrize("delay", [1.0, 2.0, 3.0])  # after the interpreter itself has started
+# from just after the interpreter has started, through the imports of torch, numpy, accelerate and transformers
+# (where a KeyboardInterrupt can abort torch from C++ or come back as an ImportError), to the run itself
+@pytest.mark.parametrize("delay", [0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0])
 def test_sigint_during_startup_prints_one_line(delay):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # Ctrl-C reaches the command as in a terminal, also where this test runs with SIGINT ignored (a
@@ -25,3 +27,21 @@ def test_sigint_during_startup_prints_one_line(delay):
     assert proc.returncode != 0, "the command finished before the signal: nothing was interrupted"
     assert "Traceback" not in err, err
     assert proc.returncode == 130 and err.strip().endswith("headscope: interrupted"), (proc.returncode, err)
+
+
+def test_interrupt_inside_the_deferred_block_is_raised_at_its_end():
+    from headscope.cli import _Interrupts
+
+    interrupts = _Interrupts()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    reached = []
+    try:
+        with interrupts.handled(), pytest.raises(KeyboardInterrupt):
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                sum(range(10_000))  # the handler has run by now; it only noted the signal
+                reached.append(True)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert reached == [True] and interrupts.seen

@@ -19,11 +19,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import NoReturn
 
 from ..errors import HeadscopeError
-from .common import add_model_and_text, add_threads, check, model_and_text
+from .common import add_model_and_text, add_threads, check, import_model_stack, model_and_text
+from .resume import INTERRUPTED
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -126,18 +133,84 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``headscope`` console script."""
-    try:
-        args = build_parser().parse_args(argv)
-        check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
-        return args.handler(args)
-    except HeadscopeError as err:
-        print(f"headscope: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # also while torch and transformers are still being imported
-        print("headscope: interrupted", file=sys.stderr)
-        return 130
+    """Run the ``headscope`` command with ``argv`` (default: the process's) and return its status."""
+    interrupts = _Interrupts()
+    with interrupts.handled():
+        try:
+            args = build_parser().parse_args(argv)
+            with interrupts.deferred():
+                check(args)  # a missing text, the default model, --threads (exits 2 with the usage)
+                if hasattr(args, "model"):
+                    import_model_stack()
+            return args.handler(args)
+        except HeadscopeError as err:
+            print(f"headscope: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("headscope: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        except Exception:
+            if not interrupts.seen:
+                raise
+            # the Ctrl-C landed inside a library's import, which turned it into another error
+            print("headscope: interrupted", file=sys.stderr)
+            return INTERRUPTED
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+class _Interrupts:
+    """Ctrl-C during one run of the command: noted, raised as KeyboardInterrupt, or deferred.
+
+    torch must not be interrupted while it initialises: a KeyboardInterrupt raised inside one of
+    its C++ callbacks aborts the process (``std::terminate``), and one raised inside a library's
+    import can come back later as an unrelated ImportError or RecursionError. Inside
+    :meth:`deferred` the signal is only noted and raised when the block ends.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.deferring = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.seen = True
+        if not self.deferring:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def handled(self) -> Iterator[None]:
+        """Handle SIGINT here, where Python's default handler is in place on the main thread."""
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
+            yield  # ignored (a background job), another handler, or a thread: left alone
+            return
+        signal.signal(signal.SIGINT, self)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Within the block a Ctrl-C is only noted; it is raised when the block ends."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.seen:
+            raise KeyboardInterrupt
+
+
+def run() -> NoReturn:
+    """The ``headscope`` console script: :func:`main`, then exit with its status.
+
+    After Ctrl-C the process ends with :func:`os._exit` so that the status is 130 every time:
+    CPython turns its own exit into a death by SIGINT when the interrupt landed in code that a
+    C extension ran through ``PyRun_*`` during an import (torch does), even though :func:`main`
+    caught it.
+    """
+    code = main()
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,7 +1,5 @@
 """``python -m headscope.cli``: the headscope command."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()

@@ -148,6 +148,12 @@ def check(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
 
 
+def import_model_stack() -> None:
+    """Import torch and transformers' modelling stack, which every verb with a model needs."""
+    import torch  # noqa: F401
+    from transformers import PreTrainedModel  # noqa: F401
+
+
 def slug(text: str, limit: int = 40) -> str:
     """A file-name-safe short form of a model name or a text.
 
