@@ -13,7 +13,7 @@ import pytest
 
 # from just after the interpreter has started, through the imports of torch, numpy, accelerate and transformers
 # (where a KeyboardInterrupt can abort torch from C++ or come back as an ImportError), to the run itself
-@pytest.mark.parametrize("delay", [0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("delay", [0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0])
 def test_sigint_during_startup_prints_one_line(delay):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # Ctrl-C reaches the command as in a terminal, also where this test runs with SIGINT ignored (a
