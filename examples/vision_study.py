@@ -93,13 +93,17 @@ def main() -> None:
 
     n = min(args.images, args.test)
     images, masks = list(test.images[:n]), list(test.masks[:n])
-    insps = headscope.inspect(loaded, images, batch_size=50)
+    insps = headscope.inspect(loaded, images, batch_size=50, readings=["all"])
     correct = np.array([i.prediction["label"] == SHAPES[y] for i, y in zip(insps, test.labels[:n])])
     print(f"inspected {n} images, {correct.mean():.3f} predicted correctly ({time.time() - start:.0f}s)", flush=True)
 
     from headscope.aggregate import map_readings
 
-    readings = map_readings(insps[0], "encoder", heads=True, flow_too=True)
+    from headscope.readings import Norm
+
+    # beyond the weights: norm per layer (beside the layer means) and the readings rolled through the layers
+    readings = [r for r in map_readings(insps[0], "encoder", heads=True, flow_too=True)
+                if r.name not in insps[0].mixing or r.layer is None or (isinstance(r, Norm) and r.head is None)]
     maps = {r.name: [grid_map(i, r) for i in insps] for r in readings}
     for method in ("gradient", "grad_x_input"):
         maps[method] = saliency_maps(insps, method)
@@ -182,7 +186,8 @@ def write_doc(path: Path, *, meta, acc, n_test, n, correct, loc, correct_only, u
     training = meta.get("training", {})
     sizes = meta.get("sizes", {})
     chance = loc.row("chance")
-    key_rows = [r for r in loc.rows if r["group"] in ("layer mean", "aggregate", "saliency", "baseline")]
+    key_rows = [r for r in loc.rows if r["group"] in ("layer mean", "aggregate", "beyond the weights", "saliency",
+                                                       "baseline")]
     heads = [r for r in loc.rows if r["group"] == "head"]
     by_mass = sorted(heads, key=lambda r: -r["mass"])
     loc_cols = [("label", "map", ""), ("pointing", "pointing game", ".3f"), ("pointing_low", "95% low", ".3f"),
@@ -262,6 +267,15 @@ headscope inspect headscope/shapes-vit shape.png       # the CLI takes an image 
 
 The model's own image processor prepares the image. Every token has a place on the grid
 (`p(row,col)`, word id `row * cols + col`) or a name (`[CLS]`, DeiT's `[DIST]`, registers `[REG0]`...).
+
+The readings beyond the raw weights ([readings.md](readings.md): norm-based attention, ALTI, value
+zeroing, gradient-weighted rollout) run on images as on text, and take part in every table below
+(norm per layer, and ALTI, value zeroing and gradient rollout through the layers):
+
+```python
+insp = headscope.inspect("headscope/shapes-vit", batch.images[0], readings=["all"])
+print(grid_map(insp, "encoder.alti"))                  # ALTI's [CLS] row on the patches
+```
 
 ## The grid, as it is — and the smooth overlay beside it
 
@@ -345,6 +359,9 @@ ablation does: **{rho_heads:.2f}** — {_strength(rho_heads)}. {faith_words(fait
 
 Capture from an image input equals eager `output_attentions` exactly on tiny ViT, DeiT (with its
 distillation token), BEiT (relative position bias) and DINOv2 with registers (`tests/test_vision.py`).
+The same four families read beyond the weights decompose exactly: each block's token parts (ALTI's
+`T_i(x_j)`, BEiT's and DINOv2's layer scale folded into the output projection) sum to the model's own
+residual stream after the attention (`tests/test_mixing_families.py`).
 Hierarchical families (Swin and its windows) have no single patch grid per layer; they are left to the
 every-architecture work.
 
@@ -375,7 +392,7 @@ def _names(rows: list[dict]) -> str:
 def localisation_words(loc) -> str:
     """What the localisation table says, from its numbers."""
     chance = loc.row("chance")["pointing"]
-    maps = [r for r in loc.rows if r["group"] in ("layer mean", "aggregate", "saliency")]
+    maps = [r for r in loc.rows if r["group"] in ("layer mean", "aggregate", "beyond the weights", "saliency")]
     strong = [r for r in maps if r["pointing"] >= 0.9]
     weak = [r for r in maps if r["pointing"] < chance + 0.25]
     heads = [r for r in loc.rows if r["group"] == "head"]
@@ -394,6 +411,14 @@ def localisation_words(loc) -> str:
     text += (f"{len(strong_heads)} of the {len(heads)} heads point at the object on at least 90% of the images; "
              f"{len(chance_heads)} are within 15 points of chance"
              + (f" ({_names(chance_heads)})" if chance_heads else "") + ". ")
+    beyond = [r for r in maps if r["group"] == "beyond the weights"]
+    if beyond:
+        top = max(beyond, key=lambda r: (r["pointing"], r["mass"]))
+        low = min(beyond, key=lambda r: (r["pointing"], r["mass"]))
+        rollout = loc.row("encoder.rollout")
+        text += (f"Of the readings beyond the raw weights, {top['label']} localises best (pointing {top['pointing']:.0%}, "
+                 f"mass inside {top['mass']:.0%}) and {low['label']} least ({low['pointing']:.0%}, {low['mass']:.0%}); "
+                 f"raw rollout: {rollout['pointing']:.0%}, {rollout['mass']:.0%}. ")
     attention = [r for r in maps if r["group"] != "saliency"]
     if any(r["pointing"] >= 0.9 for r in attention):
         text += ("Attention here does localise — on a model trained where the object is the only evidence — but how "

@@ -146,7 +146,8 @@ def test_value_zeroing_against_rerunning_the_layer(tiny):
             finally:
                 handle.remove()
             out = out[0] if isinstance(out, tuple) else out
-            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(out[0], hidden[layer + 1][0], dim=-1)
+            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(out[0].double(), hidden[layer + 1][0].double(),
+                                                                     dim=-1)
         expected = scores / scores.sum(-1, keepdim=True)
         per_layer.append(expected)
         assert torch.allclose(reading_map(insp, f"encoder.{layer}.valuezeroing"), expected, atol=1e-4)
@@ -387,8 +388,9 @@ def test_value_zeroing_decoder_against_a_whole_forward(tiny):
                 after = _hidden(model, batch).decoder_hidden_states
             finally:
                 handle.remove()
-            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(after[layer + 1][0], before[layer + 1][0], dim=-1)
-        scores = scores.clamp(min=0)  # rounding makes unchanged tokens' distances about -1e-7
+            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(after[layer + 1][0].double(),
+                                                                     before[layer + 1][0].double(), dim=-1)
+        scores = scores.clamp(min=0)  # rounding makes unchanged tokens' distances about -1e-16
         expected = scores / scores.sum(-1, keepdim=True)
         assert torch.allclose(reading_map(insp, f"decoder.{layer}.valuezeroing"), expected, atol=1e-4)
 

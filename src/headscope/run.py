@@ -93,11 +93,8 @@ def inspect(
     ((6, 6), ['[CLS]', 'p(0,0)'], 'circle')
     """
     if text is not None and _is_image_input(text):
-        if readings:  # issue 16: computed on text inputs
-            raise InputError(f"readings={list(readings)!r} are computed for text inputs; inspect the image without "
-                             "readings=")
         return _inspect_images(model, text, target=target, kinds=kinds, layers=layers, dtype=dtype,
-                               batch_size=batch_size, method=method)
+                               batch_size=batch_size, method=method, mixing=check_methods(readings))
     if text is None:
         if not isinstance(model, str) or _names_a_model(model):
             raise InputError("text: no text given; call headscope.inspect(model, text), or headscope.inspect(text) "
@@ -389,7 +386,7 @@ def _is_image_input(value: Any) -> bool:
 
 def _inspect_images(model: Any, images: Any, *, target: Any, kinds: Sequence[str] | None,
                     layers: Sequence[int] | None, dtype: torch.dtype | None, batch_size: int,
-                    method: str) -> Inspection | list[Inspection]:
+                    method: str, mixing: Sequence[str] = ()) -> Inspection | list[Inspection]:
     """:func:`inspect` on images: the model's own image processor prepares them; every token gets its
     name and its place on the patch grid (``Inspection.patch_grid``, word id = patch index)."""
     _check_options(batch_size=batch_size, num_beams=1, max_new_tokens=None, dtype=dtype)
@@ -428,6 +425,9 @@ def _inspect_images(model: Any, images: Any, *, target: Any, kinds: Sequence[str
                 attentions={kind: maps[b] for kind, maps in captured.maps.items()}, layers=kept_layers,
                 prediction=prediction, model_description=str(loaded.structure), patch_grid=layout.grid,
                 pixel_values=pixels[b].float().clone(), loaded=loaded))
+            if mixing:  # issue 16's readings, on the patch grid too
+                results[-1].mixing = compute_mixing(net, {"pixel_values": pixels[b:b + 1].to(param.device, param.dtype)},
+                                                    loaded.structure, mixing, kinds)
     return results[0] if single else results
 
 

@@ -38,7 +38,6 @@ array([[1., 0.],
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -111,30 +110,26 @@ def _check_4d(arr: np.ndarray, name: str, square: bool = True) -> None:
         )
 
 
+def _fraction(value: Any, name: str, meaning: str, *, below_one: bool = False) -> float:
+    """``value`` as a float in [0, 1] (in [0, 1) when ``below_one``), else :class:`InputError`."""
+    interval = "[0, 1)" if below_one else "[0, 1]"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number in {interval}, got {value!r}.") from None
+    if not (0.0 <= x < 1.0 if below_one else 0.0 <= x <= 1.0):  # NaN fails both
+        raise InputError(f"{name} must be in {interval} ({meaning}), got {value!r}.")
+    return x
+
+
 def _check_params(residual: Any, head_fusion: Any, discard_ratio: Any) -> float:
     if head_fusion not in HEAD_FUSIONS:
         raise InputError(
             f"head_fusion must be one of {', '.join(map(repr, HEAD_FUSIONS))}, got "
             f"{head_fusion!r}."
         )
-    try:
-        r = float(residual)
-    except (TypeError, ValueError):
-        raise InputError(f"residual must be a number in [0, 1], got {residual!r}.") from None
-    if not (0.0 <= r <= 1.0) or math.isnan(r):
-        raise InputError(
-            f"residual must be in [0, 1] (the identity's share of each row; the paper uses "
-            f"0.5), got {residual!r}."
-        )
-    try:
-        d = float(discard_ratio)
-    except (TypeError, ValueError):
-        raise InputError(f"discard_ratio must be a number in [0, 1), got {discard_ratio!r}.") from None
-    if not (0.0 <= d < 1.0):
-        raise InputError(
-            f"discard_ratio must be in [0, 1) (the fraction of each row's weights to drop), "
-            f"got {discard_ratio!r}."
-        )
+    r = _fraction(residual, "residual", "the identity's share of each row; the paper uses 0.5")
+    _fraction(discard_ratio, "discard_ratio", "the fraction of each row's weights to drop", below_one=True)
     return r
 
 

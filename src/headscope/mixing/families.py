@@ -31,11 +31,14 @@ class Family:
     ``norm`` maps the attention module's attribute name in its parent (``self_attn``, ``attn``, ...)
     to the path of its block's layer norm (``*``: any); ``{attr}`` in a path is that attribute name.
     Paths: ``../`` steps up to the parent, then a dotted path down; ``a|b`` takes the first found.
+    ``scale``: the path of a layer-scale parameter (a per-dimension factor applied to the attention
+    output before the residual sum, as in BEiT and DINOv2), empty where the family has none.
     """
 
     name: str
     out_proj: str
     norm: dict[str, str]
+    scale: str = ""
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -45,12 +48,15 @@ FAMILIES: tuple[Family, ...] = (
     Family("GPT-2", "c_proj", {"attn": "../ln_1", "crossattention": "../ln_cross_attn"}),
     Family("DistilBERT", "out_lin", {ANY: "../sa_layer_norm"}),
     Family("T5", "SelfAttention.o|EncDecAttention.o", {ANY: "layer_norm"}),
+    Family("ViT / DeiT / BEiT / DINOv2 / Llama-style (q/k/v/o_proj)", "o_proj",
+           {ANY: "../layernorm_before|../norm1|../input_layernorm"}, scale="../lambda_1|../layer_scale1.lambda1"),
 )
 
 
 @dataclass(frozen=True)
 class Block:
-    """One attention block: the attention module, its output projection, layer norm and layer module."""
+    """One attention block: the attention module, its output projection, layer norm, layer module and
+    layer scale (``None`` where the family has none)."""
 
     path: str
     attention: nn.Module
@@ -58,15 +64,19 @@ class Block:
     norm: nn.Module | None
     layer: nn.Module
     family: str
+    scale: nn.Parameter | None = None
 
     def output_matrix(self, width_in: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(W, b)``: the output projection as ``x @ W + b`` (``W`` is ``[heads * head_dim, width]``),
-        read by applying the module to the identity (so ``nn.Linear`` and GPT-2's ``Conv1D`` alike)."""
+        read by applying the module to the identity (so ``nn.Linear`` and GPT-2's ``Conv1D`` alike), with
+        the layer scale folded in: what the block adds to its residual stream."""
         param = next(self.out_proj.parameters())
         with torch.no_grad():
             eye = torch.eye(width_in, dtype=param.dtype, device=param.device)
             bias = self.out_proj(torch.zeros(1, width_in, dtype=param.dtype, device=param.device))[0]
             weight = self.out_proj(eye) - bias
+            if self.scale is not None:
+                weight, bias = weight * self.scale, bias * self.scale
         return weight.float(), bias.float()
 
 
@@ -82,6 +92,18 @@ def _resolve(model: nn.Module, path: str, rel: str) -> nn.Module | None:
             return model.get_submodule(".".join(parts))
         except AttributeError:
             continue
+    return None
+
+
+def _parameter(model: nn.Module, path: str, rel: str) -> nn.Parameter | None:
+    """The parameter at ``rel`` from ``path`` (``..`` steps up, then a dotted path; ``a|b``: the first found)."""
+    for option in rel.split("|"):
+        ups, _, down = option.rpartition("/")  # "..", "layer_scale1.lambda1"
+        owner, _, name = down.rpartition(".")
+        module = _resolve(model, path, f"{ups}/{owner}")
+        value = getattr(module, name, None) if module is not None else None
+        if isinstance(value, nn.Parameter):
+            return value
     return None
 
 
@@ -111,7 +133,8 @@ def block_of(model: nn.Module, path: str) -> Block:
             continue
         rel = family.norm.get(attr, family.norm.get(ANY, ""))
         norm = _resolve(model, path, rel.replace("{attr}", attr)) if rel else None
-        return Block(path, attention, out_proj, norm, _layer_module(model, path), family.name)
+        scale = _parameter(model, path, family.scale) if family.scale else None
+        return Block(path, attention, out_proj, norm, _layer_module(model, path), family.name, scale)
     raise UnsupportedModelError(
         f"{type(model).__name__}: its attention module {type(attention).__name__} at {path!r} has no output "
         f"projection headscope knows, so readings that need value vectors and W_O (norm, ALTI, value zeroing) "

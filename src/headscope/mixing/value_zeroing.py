@@ -34,12 +34,13 @@ CHUNK_ELEMENTS = 2 ** 25
 
 
 def cosine_distance_rows(changed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """``1 - cos(changed_i, original_i)`` for each row of two ``[..., width]`` tensors.
+    """``1 - cos(changed_i, original_i)`` for each row of two ``[..., width]`` tensors, in float64: a token
+    barely changed has a cosine within float32's spacing of 1 (6e-8), which would leave nothing of its distance.
 
     >>> cosine_distance_rows(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])).tolist()
     [1.0]
     """
-    return 1.0 - torch.nn.functional.cosine_similarity(changed.float(), original.float(), dim=-1)
+    return (1.0 - torch.nn.functional.cosine_similarity(changed.double(), original.double(), dim=-1)).float()
 
 
 def normalise_rows(scores: torch.Tensor) -> torch.Tensor:

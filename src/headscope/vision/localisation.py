@@ -100,7 +100,7 @@ class LocalisationResult(RowsResult):
         lines = [f"localisation of {self.model_name}'s {self.query} attention over {self.n_images} images "
                  f"({self.grid[0]}x{self.grid[1]} patches; {self.cell_rule})",
                  f"  chance (uniform map): pointing {chance['pointing']:.3f}, mass inside {chance['mass']:.3f}"]
-        for group in ("aggregate", "saliency", "layer mean"):
+        for group in ("aggregate", "beyond the weights", "saliency", "layer mean"):
             for r in (r for r in self.rows if r["group"] == group):
                 lines.append(f"  {r['label']:<22} pointing {r['pointing']:.3f} [{r['pointing_low']:.3f}, "
                              f"{r['pointing_high']:.3f}]  mass inside {r['mass']:.3f}")
@@ -137,8 +137,10 @@ def _row(name: str, label: str, group: str, hits: np.ndarray, mass: np.ndarray) 
 
 
 def _group(r: Reading) -> str:
-    from ..readings import Head, LayerMean
+    from ..readings import Alti, GradRollout, Head, LayerMean, Norm, ValueZeroing
 
+    if isinstance(r, (Norm, Alti, ValueZeroing, GradRollout)):
+        return "beyond the weights"
     return "head" if isinstance(r, Head) else "layer mean" if isinstance(r, LayerMean) else "aggregate"
 
 

@@ -41,6 +41,15 @@ def _eps_colors(epsilons: Sequence[float]) -> dict[float, Any]:
     return {eps: cmap(0.15 + 0.7 * i / n) for i, eps in enumerate(epsilons)}
 
 
+def _finish(fig: Figure, axes: Any, ylabel: str, legend_loc: str, title: str | None) -> None:
+    """Label the shared y axis, put the legend in the last panel, add the title and lay the panels out."""
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7, loc=legend_loc)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+
+
 def swap_scatter(panels: Mapping[str, Any], *, title: str | None = None,
                  targets: Mapping[str, str] | None = None) -> Figure:
     """Jain & Wallace's figure: largest JS within epsilon against the output change, one panel per series.
@@ -88,11 +97,7 @@ def swap_scatter(panels: Mapping[str, Any], *, title: str | None = None,
             ax.set_xlabel("output change (TVD, largest over decisions)")
             ax.set_title(name, fontsize=9)
             ax.grid(alpha=0.3)
-        axes[0].set_ylabel("JS divergence from the original map (bits)")
-        axes[-1].legend(fontsize=7, loc="best")
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
+        _finish(fig, axes, "JS divergence from the original map (bits)", "best", title)
     return fig
 
 
@@ -143,9 +148,5 @@ def swap_by_layer(panels: Mapping[str, Any], *, title: str | None = None) -> Fig
             ax.set_ylim(0, 1.02)
             ax.set_title(name, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-        axes[0].set_ylabel("JS (bits) / TVD")
-        axes[-1].legend(fontsize=7, loc="upper left")
-        if title:
-            fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
+        _finish(fig, axes, "JS (bits) / TVD", "upper left", title)
     return fig

@@ -1,0 +1,185 @@
+"""Readings beyond the raw weights on the q/k/v/o_proj family: vision encoders and Llama-style decoders.
+
+Each against an independent computation on tiny models built from configs:
+
+* the block decomposition ALTI and norm-based attention rest on (one part per token, the residual on
+  the query's own, layer scale folded in) sums to the model's own residual stream after the attention,
+  read with a hook on the block's second layer norm (ViT, DeiT, BEiT and DINOv2 with layer scale, and a
+  grouped-query Llama);
+* norm-based attention against an explicit loop over BEiT's value vectors, output-projection slices and
+  layer scale;
+* value zeroing against whole forwards with one token's value vector zeroed by a hook (ViT, Llama);
+* ``headscope.inspect(image, readings=[...])`` keeps the readings on the patch grid, saves and loads
+  them, and leaves the model as it was.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers as tf
+from test_capture_state import assert_same_state, model_state
+from test_vision import _build
+
+import headscope
+from headscope.aggregate import reading_map
+from headscope.inspection import Inspection
+from headscope.mixing.alti import block_parts
+from headscope.mixing.blocks import capture_blocks
+from headscope.mixing.compute import compute_mixing
+from headscope.models.structure import describe
+from headscope.vision import grid_map, shapes_batch
+
+VISION = ("vit", "deit", "beit", "dinov2-registers")
+
+
+def _llama():
+    torch.manual_seed(0)
+    config = tf.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, attn_implementation="eager")
+    return tf.LlamaForCausalLM(config).eval()
+
+
+def _vision(family: str):
+    """A tiny image classifier and its processor; layer scales moved away from their initial constants."""
+    torch.manual_seed(0)
+    model, processor = _build(family)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("lambda_1", "lambda1")):
+                param.uniform_(0.2, 1.5)
+    return model, processor
+
+
+def _model_and_inputs(family: str):
+    if family == "llama":
+        return _llama(), {"input_ids": torch.tensor([[3, 7, 9, 11, 4]])}, "decoder"
+    return _vision(family)[0], {"pixel_values": torch.randn(1, 3, 32, 32)}, "encoder"
+
+
+def _after_attention_norm(layer: torch.nn.Module) -> torch.nn.Module:
+    """The norm whose input is the residual stream after the attention block."""
+    for name in ("layernorm_after", "norm2", "post_attention_layernorm"):
+        if hasattr(layer, name):
+            return getattr(layer, name)
+    raise AssertionError(f"no post-attention norm in {type(layer).__name__}")
+
+
+@pytest.mark.parametrize("family", [*VISION, "llama"])
+def test_block_parts_sum_to_the_models_residual_stream(family):
+    model, inputs, kind = _model_and_inputs(family)
+    blocks = capture_blocks(model, inputs, describe(model), [kind])
+    assert len(blocks) == 2
+    seen, handles = {}, []
+    for (_, layer), b in blocks.items():
+        handles.append(_after_attention_norm(b.block.layer).register_forward_pre_hook(
+            lambda module, args, layer=layer: seen.__setitem__(layer, args[0][0].detach())))
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    for (_, layer), b in blocks.items():
+        assert b.norm is not None and b.norm.pre  # pre-norm blocks, read from the order of the calls
+        parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input)
+        assert parts.shape[:2] == (whole.shape[0], whole.shape[0])
+        assert torch.allclose(whole, seen[layer], atol=1e-5), (family, layer, float((whole - seen[layer]).abs().max()))
+
+
+@pytest.mark.parametrize("family", ["beit", "dinov2-registers"])
+def test_layer_scale_is_found_and_matters(family):
+    model, inputs, kind = _model_and_inputs(family)
+    b = capture_blocks(model, inputs, describe(model), [kind])[(kind, 0)]
+    assert b.block.scale is not None and not torch.allclose(b.block.scale, torch.ones_like(b.block.scale))
+    unscaled = b.block.out_proj.weight.detach().T
+    assert not torch.allclose(b.weight, unscaled)  # without the scale the parts would not sum to the stream
+    assert torch.allclose(b.weight, unscaled * b.block.scale.detach(), atol=1e-6)
+
+
+def test_norm_beit_against_loop():
+    model, processor = _vision("beit")
+    image = shapes_batch(1, seed=3, size=32).images[0]
+    insp = headscope.inspect((model, processor), image, readings=["norm"])
+    layer_module = model.beit.layers[1]
+    kept = {}
+    handle = layer_module.attention.v_proj.register_forward_hook(lambda m, a, out: kept.__setitem__("v", out[0].detach()))
+    try:
+        with torch.no_grad():
+            model(pixel_values=insp.pixel_values[None])
+    finally:
+        handle.remove()
+    heads, dim = 4, 8
+    w_o, scale = layer_module.attention.o_proj.weight.detach(), layer_module.lambda_1.detach()
+    alpha = insp.attentions["encoder"][1]
+    n = alpha.shape[-1]
+    expected_heads = torch.zeros(heads, n, n)
+    expected_layer = torch.zeros(n, n)
+    for i in range(n):
+        for j in range(n):
+            total = torch.zeros(w_o.shape[0])
+            for h in range(heads):
+                f = (w_o[:, h * dim:(h + 1) * dim] @ kept["v"][j, h * dim:(h + 1) * dim]) * scale
+                expected_heads[h, i, j] = alpha[h, i, j] * f.norm()
+                total += alpha[h, i, j] * f
+            expected_layer[i, j] = total.norm()
+    assert torch.allclose(reading_map(insp, "encoder.1.norm"), expected_layer, atol=1e-5)
+    for h in range(heads):
+        assert torch.allclose(reading_map(insp, f"encoder.1.{h}.norm"), expected_heads[h], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["vit", "llama"])
+def test_value_zeroing_against_whole_forwards(family):
+    if family == "llama":
+        model, inputs, kind = _model_and_inputs(family)
+        maps = compute_mixing(model, inputs, describe(model), ["valuezeroing"])
+        value_projections = [layer.self_attn.v_proj for layer in model.model.layers]
+    else:
+        model, processor = _vision(family)
+        kind = "encoder"
+        insp = headscope.inspect((model, processor), shapes_batch(1, seed=5, size=32).images[0], readings=["valuezeroing"])
+        inputs, maps = {"pixel_values": insp.pixel_values[None]}, insp.mixing
+        value_projections = [layer.attention.v_proj for layer in model.vit.layers]
+    with torch.no_grad():
+        before = model(**inputs, output_hidden_states=True).hidden_states
+    n = before[0].shape[1]
+    for layer, v_proj in enumerate(value_projections):
+        scores = torch.zeros(n, n)
+        for j in range(n):
+            def zero_j(mod, args, out, j=j):
+                out = out.clone()
+                out[:, j] = 0
+                return out
+            handle = v_proj.register_forward_hook(zero_j)
+            try:
+                with torch.no_grad():
+                    after = model(**inputs, output_hidden_states=True).hidden_states
+            finally:
+                handle.remove()
+            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(after[layer + 1][0].double(),
+                                                                     before[layer + 1][0].double(), dim=-1)
+        scores = scores.clamp(min=0)
+        expected = scores / scores.sum(-1, keepdim=True)
+        assert torch.allclose(maps[f"{kind}.{layer}.valuezeroing"], expected, atol=1e-4), (family, layer)
+
+
+def test_image_inspection_keeps_readings_saves_and_leaves_the_model(tmp_path):
+    model, processor = _vision("deit")
+    before = model_state(model)
+    images = list(shapes_batch(2, seed=9, size=32).images)
+    insps = headscope.inspect((model, processor), images, readings=["all"])
+    assert_same_state(before, model_state(model))
+    insp = insps[1]
+    n = insp.attentions["encoder"].shape[-1]
+    for name in ("encoder.alti", "encoder.valuezeroing", "encoder.gradrollout", "encoder.1.norm", "encoder.0.2.norm"):
+        assert reading_map(insp, name).shape == (n, n)
+    assert torch.allclose(reading_map(insp, "encoder.alti").sum(-1), torch.ones(n), atol=1e-5)  # rows are shares
+    single = headscope.inspect((model, processor), images[1], readings=["all"])
+    for name, m in insp.mixing.items():  # a batch gives what one image alone gives
+        assert torch.allclose(m, single.mixing[name], atol=1e-5), name
+    cells = grid_map(insp, "encoder.alti").values
+    assert cells.shape == insp.patch_grid
+    insp.save(tmp_path / "insp")
+    loaded = Inspection.load(tmp_path / "insp")
+    assert loaded.mixing.keys() == insp.mixing.keys()
+    assert all(torch.equal(loaded.mixing[k], m) for k, m in insp.mixing.items())
