@@ -28,6 +28,17 @@ def test_inspect_folder_forced(marian_dir, tmp_path, capsys):
     assert insp.target_text == "Un homme." and insp.model_name == marian_dir
 
 
+def test_inspect_readings_beyond_the_weights(marian_dir, tmp_path, capsys):
+    assert main(["inspect", marian_dir, "A man in a red shirt.", "--target", "Un homme.", "--readings", "norm,alti",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "readings beyond the weights: alti, norm" in capsys.readouterr().out
+    insp = Inspection.load(tmp_path / "o")
+    assert {"cross.alti", "encoder.alti", "cross.1.norm", "decoder.0.3.norm"} <= set(insp.mixing)
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect", marian_dir, "A man.", "--readings", "norm,attention"])
+    assert exit_.value.code == 2 and "choose from norm,alti,valuezeroing,gradrollout" in capsys.readouterr().err
+
+
 def test_inspect_error_exit_code(capsys):
     assert main(["inspect", "no-such/model-xyz", "hello"]) == 2
     err = capsys.readouterr().err

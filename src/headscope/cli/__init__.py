@@ -29,6 +29,7 @@ from types import FrameType
 from typing import NoReturn
 
 from ..errors import HeadscopeError
+from ..readings import MIXING
 from .common import add_model_and_text, add_threads, check, import_model_stack, model_and_text
 from .resume import INTERRUPTED
 
@@ -49,7 +50,7 @@ def _inspect(args: argparse.Namespace) -> int:
     Parameters
     ----------
     args
-        The parsed ``[MODEL] TEXT``, ``--target``, ``--beams`` and ``--out``.
+        The parsed ``[MODEL] TEXT``, ``--target``, ``--beams``, ``--readings`` and ``--out``.
 
     Returns
     -------
@@ -59,12 +60,21 @@ def _inspect(args: argparse.Namespace) -> int:
     from ..run import inspect
 
     model, text = model_and_text(args)
-    insp = inspect(model, text, target=args.target, num_beams=args.beams)
+    insp = inspect(model, text, target=args.target, num_beams=args.beams, readings=args.readings)
     print(insp.summary())
     if args.out:
         folder = insp.save(args.out)
         print(f"saved to {folder}/ (Inspection.load('{folder}') reads it back)")
     return 0
+
+
+def _readings(value: str) -> list[str]:
+    """``--readings norm,alti`` as a list, each name one of :data:`~headscope.readings.MIXING` or ``all``."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in (*MIXING, "all")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose from {','.join(MIXING)} (comma-separated) or all")
+    return names
 
 
 def _number(value: object) -> str:
@@ -120,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "classifier")
     p.add_argument("--target", help="force this output (encoder-decoders) instead of generating")
     p.add_argument("--beams", type=int, default=1, help="beam size for generation (default 1: greedy)")
+    p.add_argument("--readings", metavar="NAMES", type=_readings,
+                   help=f"also compute readings beyond the raw weights: comma-separated from {','.join(MIXING)}, or "
+                   "all (kept in the inspection; see docs/readings.md)")
     p.add_argument("--out", metavar="DIR", help="also save the inspection to this folder (Inspection.load reads it)")
     add_threads(p)
     p.set_defaults(handler=_inspect)
