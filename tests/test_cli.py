@@ -39,6 +39,19 @@ def test_inspect_readings_beyond_the_weights(marian_dir, tmp_path, capsys):
     assert exit_.value.code == 2 and "choose from norm,alti,valuezeroing,gradrollout" in capsys.readouterr().err
 
 
+def test_fragment_verb_reads_a_long_text_from_reductions(marian_dir, tmp_path, monkeypatch):
+    from headscope.fragment import corpus
+
+    text, target = "A man in a red shirt is riding a bike.", "Un homme."
+    assert main(["fragment", marian_dir, text, "--target", target, "--no-faithful", "--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(corpus, "LONG_INPUT", 4)  # this text counts as long: its rows are read from reductions
+    assert main(["fragment", marian_dir, text, "--target", target, "--no-faithful", "--out", str(tmp_path / "long")]) == 0
+    whole, long = Fragmentation.load(tmp_path / "whole"), Fragmentation.load(tmp_path / "long")
+    assert all(kf.rows is None for kf in whole.kinds.values())
+    assert all(kf.rows is not None for kf in long.kinds.values())
+    assert long.kinds["cross"].rows == list(range(len(long.kinds["cross"].rows)))  # every target row kept
+
+
 def test_inspect_error_exit_code(capsys):
     assert main(["inspect", "no-such/model-xyz", "hello"]) == 2
     err = capsys.readouterr().err

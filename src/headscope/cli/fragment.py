@@ -50,10 +50,13 @@ def run(args: argparse.Namespace) -> int:
     if args.processes not in (None, 1):
         raise InputError(f"--processes {args.processes} shares out the texts of a file; one text runs in one "
                          "process: drop --processes, or give a file with one text per line")
-    from ..fragment import fragmentation, key_label
+    from ..fragment import fragmentation, key_label, long_input_reductions
+    from ..models import load
     from ..run import inspect
 
-    frag = fragmentation(inspect(args.model, args.text, target=args.target), faithful=not args.no_faithful)
+    loaded = load(args.model)  # a text past LONG_INPUT tokens is read from reductions, as in a corpus run
+    reduce = long_input_reductions(loaded, [args.text], None if args.target is None else [args.target])[0]
+    frag = fragmentation(inspect(loaded, args.text, target=args.target, reduce=reduce), faithful=not args.no_faithful)
     print(frag.summary())
     if "loo" in frag.references:
         print("Kendall τ of each reading with leave-one-out, best first (mean over the decisions; special "

@@ -16,7 +16,7 @@ fragment computes and saves numbers; :mod:`headscope.viz` draws them.
 from __future__ import annotations
 
 from .agreement import agreement_matrix, best_head_stability, row_kendall
-from .corpus import fragmentation_corpus
+from .corpus import fragmentation_corpus, long_input_reductions
 from .disagreement import effective_maps, js_divergence, pairwise_js, pairwise_rank_correlation
 from .measure import (
     FAITHFUL_METHODS,
@@ -45,6 +45,7 @@ __all__ = [
     "effective_maps",
     "fragmentation",
     "fragmentation_corpus",
+    "long_input_reductions",
     "head_profile",
     "js_divergence",
     "key_label",

@@ -82,7 +82,7 @@ def fragmentation_corpus(model: Any, texts: Sequence[str], targets: Sequence[str
     def compute(index: int) -> bytes:
         _, start, stop = pieces[index]
         chunk_targets = None if targets is None else targets[start:stop]
-        long = _long_reductions(loaded, texts[start:stop], chunk_targets)
+        long = long_input_reductions(loaded, texts[start:stop], chunk_targets)
         short = [i for i, spec in enumerate(long) if spec is None]
         insps: list[Any] = [None] * len(long)
         if short:  # one padded batch, as without long texts
@@ -102,10 +102,16 @@ def fragmentation_corpus(model: Any, texts: Sequence[str], targets: Sequence[str
     return [Fragmentation.from_dict(d) for data in found for d in json.loads(data.decode("utf-8"))]
 
 
-def _long_reductions(loaded: Any, texts: list[str], targets: list[str] | None) -> list[Any]:
-    """Per text, the reductions to inspect it with when it is longer than ``LONG_INPUT`` tokens, else
-    ``None`` (whole maps). An encoder-decoder's long text keeps whole maps unless its target is given
-    (every target row is a decision, and the length of a generated one is not known beforehand)."""
+def long_input_reductions(loaded: Any, texts: list[str], targets: list[str] | None) -> list[Any]:
+    """Per text, the reductions to inspect it with for :func:`fragmentation` when it is longer than
+    ``LONG_INPUT`` tokens, else ``None`` (whole maps). An encoder-decoder's long text keeps whole maps
+    unless its target is given (every target row is a decision, and the length of a generated one is
+    not known beforehand).
+
+    >>> loaded = headscope.load("headscope/sentiment")                            # doctest: +SKIP
+    >>> long_input_reductions(loaded, ["fine", "word " * 600], None)[0] is None    # doctest: +SKIP
+    True
+    """
     out: list[Any] = []
     for i, text in enumerate(texts):
         n = len(loaded.tokenizer(text)["input_ids"])
