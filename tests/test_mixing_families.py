@@ -28,6 +28,7 @@ from headscope.mixing.alti import block_parts
 from headscope.mixing.blocks import capture_blocks
 from headscope.mixing.compute import compute_mixing
 from headscope.models.structure import describe
+from headscope.models.tiny import DECODERS, ENCODERS, SEQ2SEQ
 from headscope.vision import grid_map, shapes_batch
 
 VISION = ("vit", "deit", "beit", "dinov2-registers")
@@ -183,3 +184,44 @@ def test_image_inspection_keeps_readings_saves_and_leaves_the_model(tmp_path):
     loaded = Inspection.load(tmp_path / "insp")
     assert loaded.mixing.keys() == insp.mixing.keys()
     assert all(torch.equal(loaded.mixing[k], m) for k, m in insp.mixing.items())
+
+
+@pytest.mark.parametrize("family", [*ENCODERS, *DECODERS, *SEQ2SEQ])
+def test_every_text_family_block_decomposes_to_its_modules_outputs(family, tiny):
+    """For every block of every tiny text family: the parts sum to what the model computes — the output
+    projection's own output added to the residual (pre-norm blocks), or the block's own layer norm's
+    output (post-norm blocks), both read with hooks on the modules."""
+    model, tok = tiny(family)
+    if family in SEQ2SEQ:
+        enc = tok("the cat sat on a mat", text_target="le chat", return_tensors="pt")
+        from headscope.models.architectures import decoder_inputs
+
+        inputs = {"input_ids": enc["input_ids"],
+                  "decoder_input_ids": decoder_inputs(model, enc["labels"], tok.pad_token_id)}
+    else:
+        inputs = dict(tok("the cat sat on a mat", return_tensors="pt"))
+    structure = describe(model)
+    blocks = capture_blocks(model, inputs, structure, structure.kinds)
+    projected, normed, handles = {}, {}, []
+
+    def keep(into: dict, key: tuple):
+        def hook(module, args, out) -> None:  # the first call of the forward: the block's own
+            into.setdefault(key, out[0].detach())
+        return hook
+
+    for key, b in blocks.items():
+        handles.append(b.block.out_proj.register_forward_hook(keep(projected, key)))
+        if not b.norm.pre:
+            handles.append(b.block.norm.register_forward_hook(keep(normed, key)))
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    assert {k for k, _ in blocks} == set(structure.kinds)
+    for (kind, layer), b in blocks.items():
+        parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input,
+                                   cross=kind == "cross")
+        expected = normed[(kind, layer)] if not b.norm.pre else b.residual + projected[(kind, layer)]
+        assert torch.allclose(whole, expected, atol=1e-5), (family, kind, layer, float((whole - expected).abs().max()))
