@@ -377,7 +377,25 @@ def page(al: dict, fa: dict, command: str) -> str:
               "`headscope align MODEL --gold hansards-en-fr --aligner-text SRC TGT` trains it on more text, "
               "`--no-aligner` leaves it out, `--sources heads,norm,alti,gradrollout` scores the readings beyond "
               "the raw weights.", ""]
+    lines += which_models()
     return "\n".join(lines)
+
+
+def which_models() -> list[str]:
+    """Which attention blocks the readings read, from headscope's own table of block families."""
+    from headscope.mixing.families import FAMILIES
+
+    return ["## Which models", "",
+            "Norm-based attention and ALTI need each block's value vectors, output projection and layer norm; "
+            "headscope finds them through one small table of block families (`headscope.mixing.families`): "
+            + "; ".join(f.name for f in FAMILIES) + ". Whether a block normalises before or after its attention "
+            "is read from the order of the calls; a layer scale (BEiT, DINOv2) is folded into the output "
+            "projection; grouped-query values are repeated to their heads. A model outside the table is refused "
+            "by name (`UnsupportedModelError`). `tests/test_mixing_families.py` checks, for every tiny text family "
+            "(encoder, decoder and cross blocks), for ViT, DeiT, BEiT and DINOv2 and for a grouped-query Llama, "
+            "that the parts of each block sum to what the model's own modules compute. Value zeroing and "
+            "gradient rollout re-run or differentiate the model itself and need no table. Images take the same "
+            "readings (`headscope.inspect(model, image, readings=[...])`; see docs/vision.md).", ""]
 
 
 def best_head(al: dict, f: dict) -> str | None:

@@ -9,7 +9,7 @@ differently; :data:`FAMILIES` lists the names, relative to the attention module,
 before or after the attention is read from the order of the calls, not assumed.
 
 >>> [f.name for f in FAMILIES][:2]
-['BART / Marian / mBART / M2M100 / Whisper', 'BERT / RoBERTa / ELECTRA / ViT / DeiT']
+['BART / Marian / mBART / M2M100 / Whisper', 'BERT / RoBERTa / ELECTRA']
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ class Family:
 
 FAMILIES: tuple[Family, ...] = (
     Family("BART / Marian / mBART / M2M100 / Whisper", "out_proj", {ANY: "../{attr}_layer_norm"}),
-    Family("BERT / RoBERTa / ELECTRA / ViT / DeiT", "../output.dense",
-           {ANY: "../output.LayerNorm|../../layernorm_before"}),
+    Family("BERT / RoBERTa / ELECTRA", "../output.dense", {ANY: "../output.LayerNorm"}),
     Family("GPT-2", "c_proj", {"attn": "../ln_1", "crossattention": "../ln_cross_attn"}),
     Family("DistilBERT", "out_lin", {ANY: "../sa_layer_norm"}),
     Family("T5", "SelfAttention.o|EncDecAttention.o", {ANY: "layer_norm"}),
