@@ -390,12 +390,18 @@ def which_models() -> list[str]:
             "headscope finds them through one small table of block families (`headscope.mixing.families`): "
             + "; ".join(f.name for f in FAMILIES) + ". Whether a block normalises before or after its attention "
             "is read from the order of the calls; a layer scale (BEiT, DINOv2) is folded into the output "
-            "projection; grouped-query values are repeated to their heads. A model outside the table is refused "
-            "by name (`UnsupportedModelError`). `tests/test_mixing_families.py` checks, for every tiny text family "
-            "(encoder, decoder and cross blocks), for ViT, DeiT, BEiT and DINOv2 and for a grouped-query Llama, "
-            "that the parts of each block sum to what the model's own modules compute. Value zeroing and "
-            "gradient rollout re-run or differentiate the model itself and need no table. Images take the same "
-            "readings (`headscope.inspect(model, image, readings=[...])`; see docs/vision.md).", ""]
+            "projection; grouped-query values are repeated to their heads. The table only says where the parts "
+            "are; the forward that computes the readings also checks what they assume, on the model's own "
+            "tensors: the heads' weighted values through the projection must give the projection's output (else "
+            "norm and ALTI are refused), and for ALTI the parts must sum to the residual stream the model computes "
+            "after the block. Blocks that add more than their attention output (Gemma 2's norm on the attention "
+            "output, Cohere's MLP in parallel, OLMo 2's norm after the attention) therefore refuse ALTI by name "
+            "(`UnsupportedModelError`) instead of giving wrong numbers; a model outside the table is refused the "
+            "same way. `tests/test_mixing_families.py` checks, for every tiny text family (encoder, decoder and "
+            "cross blocks), for ViT, DeiT, BEiT and DINOv2 and for a grouped-query Llama, that the parts of each "
+            "block sum to what the model's own modules compute, and that those three are refused. Value zeroing "
+            "and gradient rollout re-run or differentiate the model itself and need no table. Images take the "
+            "same readings (`headscope.inspect(model, image, readings=[...])`; see docs/vision.md).", ""]
 
 
 def best_head(al: dict, f: dict) -> str | None:

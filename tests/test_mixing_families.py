@@ -9,6 +9,9 @@ Each against an independent computation on tiny models built from configs:
 * norm-based attention against an explicit loop over BEiT's value vectors, output-projection slices and
   layer scale;
 * value zeroing against whole forwards with one token's value vector zeroed by a hook (ViT, Llama);
+* blocks whose names match the table but whose residual sum is not residual + attention output (Gemma 2's
+  norm on the attention output, Cohere's parallel MLP, OLMo 2's norm after the attention) refuse ALTI by
+  name, and a wrongly named projection is refused, instead of giving silently wrong numbers;
 * ``headscope.inspect(image, readings=[...])`` keeps the readings on the patch grid, saves and loads
   them, and leaves the model as it was.
 """
@@ -23,6 +26,7 @@ from test_vision import _build
 
 import headscope
 from headscope.aggregate import reading_map
+from headscope.errors import UnsupportedModelError
 from headscope.inspection import Inspection
 from headscope.mixing.alti import block_parts
 from headscope.mixing.blocks import capture_blocks
@@ -225,3 +229,46 @@ def test_every_text_family_block_decomposes_to_its_modules_outputs(family, tiny)
                                    cross=kind == "cross")
         expected = normed[(kind, layer)] if not b.norm.pre else b.residual + projected[(kind, layer)]
         assert torch.allclose(whole, expected, atol=1e-5), (family, kind, layer, float((whole - expected).abs().max()))
+
+
+def _decoder(config_class, model_class, **extra):
+    torch.manual_seed(0)
+    config = config_class(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, attn_implementation="eager", **extra)
+    return model_class(config).eval()
+
+
+@pytest.mark.parametrize("build", [
+    lambda: _decoder(tf.Gemma2Config, tf.Gemma2ForCausalLM, num_key_value_heads=2, head_dim=8),  # norm on attn output
+    lambda: _decoder(tf.CohereConfig, tf.CohereForCausalLM, num_key_value_heads=2),  # attention and MLP in parallel
+    lambda: _decoder(tf.Olmo2Config, tf.Olmo2ForCausalLM, num_key_value_heads=2),  # no norm before the attention
+], ids=["gemma2", "cohere", "olmo2"])
+def test_blocks_that_add_more_than_their_attention_refuse_alti_but_keep_norm(build):
+    """The family table matches these blocks' names, but their residual sum is not residual + attention output:
+    ALTI is refused by name (it would be silently wrong), norm-based attention still equals its loop."""
+    model = build()
+    inputs = {"input_ids": torch.tensor([[3, 7, 9, 11, 4]])}
+    structure = describe(model)
+    before = model_state(model)
+    with pytest.raises(UnsupportedModelError, match="ALTI"):
+        compute_mixing(model, inputs, structure, ["alti"])
+    assert_same_state(before, model_state(model))
+    maps = compute_mixing(model, inputs, structure, ["norm"])
+    b = capture_blocks(model, inputs, structure, ["decoder"])[("decoder", 1)]
+    attention = model.model.layers[1].self_attn
+    heads, dim = b.probs.shape[0], b.values.shape[-1]
+    w_o = attention.o_proj.weight.detach()
+    for h in range(heads):
+        f = b.values[h] @ w_o[:, h * dim:(h + 1) * dim].T  # [key, width], by the module's own weight
+        assert torch.allclose(maps[f"decoder.1.{h}.norm"], b.probs[h] * f.norm(dim=-1)[None, :], atol=1e-5)
+
+
+def test_a_projection_that_is_not_the_attentions_output_is_refused(monkeypatch):
+    """Were the table to name the wrong projection, the check of the forward refuses instead of reading it."""
+    from headscope.mixing import families
+
+    model = _llama()
+    wrong = families.Family("wrong", "k_proj", {families.ANY: "../input_layernorm"})
+    monkeypatch.setattr(families, "FAMILIES", (wrong,))
+    with pytest.raises(UnsupportedModelError, match="does not output its heads' weighted value vectors"):
+        compute_mixing(model, {"input_ids": torch.tensor([[3, 7, 9]])}, describe(model), ["norm"])

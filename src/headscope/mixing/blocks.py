@@ -3,6 +3,15 @@
 :func:`capture_blocks` runs the model once under a capture with :class:`~headscope.capture.extras.Extras`
 (value vectors, the block's input, its layer norm's input and whether that norm comes first) and
 returns one :class:`BlockCapture` per ``(kind, layer)``, batch axis dropped (one example), in float32 on the CPU.
+
+The family table (:mod:`.families`) only says where a block's parts are; the same forward checks
+what the readings assume of them. The heads' weighted values through the output projection must
+give the projection's own output (else norm and ALTI are refused); and the residual stream after the
+block, as the model computes it (the input of the first norm the layer calls after the attention in
+a pre-norm block, the block norm's output in a post-norm one), is kept for ALTI to check its sum
+against (:attr:`BlockCapture.stream_after`), so a block that adds anything else to its residual (a
+norm on the attention output, as Gemma 2 and OLMo 2 have, or an MLP in parallel) is refused, not
+decomposed wrongly.
 """
 
 from __future__ import annotations
@@ -20,13 +29,16 @@ from ..errors import UnsupportedModelError
 from ..models.structure import ModelStructure
 from .alti import LayerNormParams
 from .families import Block, block_of
+from .norm import transformed_values
 
 
 @dataclass
 class BlockCapture:
     """One attention block of one example: probabilities ``[heads, query, key]``, values ``[heads, key, dim]``,
     the output projection ``x @ weight + bias``, the block's input (query side) ``[query, width]``, its layer
-    norm (``None`` when the family has none headscope knows) and that norm's input ``[query, width]``."""
+    norm (``None`` when the family has none headscope knows), that norm's input ``[query, width]``, and
+    the residual stream after the block as the model computed it (``None`` where the layer calls no norm
+    after the attention)."""
 
     block: Block
     probs: torch.Tensor
@@ -36,6 +48,7 @@ class BlockCapture:
     block_input: torch.Tensor | None
     norm: LayerNormParams | None
     norm_input: torch.Tensor | None
+    stream_after: torch.Tensor | None = None
 
     @property
     def residual(self) -> torch.Tensor | None:
@@ -70,7 +83,11 @@ def capture_blocks(model: nn.Module, inputs: Mapping[str, Any], structure: Model
     blocks = {s.module: block_of(model, s.module) for s in sites}
     watched_in = {f"in {p}": b.attention for p, b in blocks.items()}
     watched_in.update({f"norm {p}": b.norm for p, b in blocks.items() if b.norm is not None})
-    extras = Extras(values=True, inputs=watched_in)
+    watched_in.update({f"{_LAYER_NORM} {p}|{name}": m for p, b in blocks.items()
+                       for name, m in b.layer.named_modules() if _is_norm(m)})
+    watched_out = {f"proj {p}": b.out_proj for p, b in blocks.items()}
+    watched_out.update({f"norm {p}": b.norm for p, b in blocks.items() if b.norm is not None})
+    extras = Extras(values=True, inputs=watched_in, outputs=watched_out)
     cap = AttentionCapture(model, kinds=kinds, structure=structure, device=None)
     cap.recording.extras = extras
     with torch.no_grad(), cap, extras.watching(cap.recording):
@@ -93,11 +110,46 @@ def capture_blocks(model: nn.Module, inputs: Mapping[str, Any], structure: Model
             values = extras.kept_values[(kind, layer)][0].float().cpu()
             weight, bias = block.output_matrix(values.shape[0] * values.shape[-1])
             probs = maps[0, i] if isinstance(maps, torch.Tensor) else maps[i][0]
+            weight, bias = weight.cpu(), bias.cpu()
+            _check_projection(structure, block, probs.float().cpu(), values, weight, bias,
+                              _first(extras.kept_outputs.get(f"proj {path}")))
+            after = next((name for name in order[attention_at + 1:] if name.startswith(f"{_LAYER_NORM} {path}|")), None)
+            stream_after = _first(extras.kept_outputs.get(norm_name)) if not pre and block.norm is not None else \
+                _first(extras.kept_inputs.get(after)) if after is not None else None
             out[(kind, layer)] = BlockCapture(
-                block=block, probs=probs.float().cpu(), values=values, weight=weight.cpu(), bias=bias.cpu(),
+                block=block, probs=probs.float().cpu(), values=values, weight=weight, bias=bias,
                 block_input=_first(extras.kept_inputs.get(f"in {path}")),
-                norm=_norm_params(block.norm, pre), norm_input=_first(extras.kept_inputs.get(norm_name)))
+                norm=_norm_params(block.norm, pre), norm_input=_first(extras.kept_inputs.get(norm_name)),
+                stream_after=stream_after)
     return out
+
+
+_LAYER_NORM = "layer norm"
+
+
+def _is_norm(module: nn.Module) -> bool:
+    """A layer norm or an RMS norm (transformers names its own ``...LayerNorm`` / ``...RMSNorm``)."""
+    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("Norm")
+
+
+def agrees(mine: torch.Tensor, models: torch.Tensor) -> bool:
+    """Whether a decomposition's sum ``mine`` is the model's own tensor: within 1e-3 of its largest value."""
+    return bool((mine - models).abs().max() <= 1e-3 * max(1.0, float(models.abs().max())))
+
+
+def _check_projection(structure: ModelStructure, block: Block, probs: torch.Tensor, values: torch.Tensor,
+                      weight: torch.Tensor, bias: torch.Tensor, projected: torch.Tensor | None) -> None:
+    """Refuse a block whose output projection does not give ``sum_j alpha_ij f(x_j) + b`` (layer scale included)."""
+    if projected is None:
+        raise UnsupportedModelError(f"{structure.label}: the output projection of the attention at {block.path!r} "
+                                    "was not called in the forward; its value vectors cannot be followed to the output")
+    mine = torch.einsum("hqk,hkw->qw", probs, transformed_values(values, weight)) + bias
+    models = projected.float() * (block.scale.detach().float().cpu() if block.scale is not None else 1.0)
+    if mine.shape != models.shape or not agrees(mine, models):
+        raise UnsupportedModelError(
+            f"{structure.label}: the attention at {block.path!r} ({block.family}) does not output its heads' weighted "
+            "value vectors through the output projection headscope found, so norm-based attention and ALTI would "
+            "be wrong for it; use the raw maps or value zeroing / gradient rollout, which need no block table")
 
 
 def _first(kept: list[torch.Tensor] | None) -> torch.Tensor | None:

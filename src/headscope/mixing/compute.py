@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedModelError
 from ..models.structure import ModelStructure
 from ..readings import MIXING, Alti, Norm
 from .alti import alti_plus, block_parts, contributions, rollout
-from .blocks import BlockCapture, capture_blocks
+from .blocks import BlockCapture, agrees, capture_blocks
 from .grad_rollout import grad_rollout_maps
 from .norm import norm_maps
 from .value_zeroing import value_zeroing_maps
@@ -100,9 +100,15 @@ def _norm(blocks: dict[tuple[str, int], BlockCapture], kinds: list[str]) -> dict
 def alti_layer(b: BlockCapture, cross: bool) -> torch.Tensor:
     """ALTI contributions of one block: ``[query, key]`` (``cross``: ``[query, source + 1]``, residual last)."""
     if b.norm is None or b.residual is None:
-        raise InputError(f"ALTI needs the layer norm of the attention block at {b.block.path!r} "
-                         f"({b.block.family}); headscope found none")
+        raise UnsupportedModelError(f"ALTI needs the layer norm of the attention block at {b.block.path!r} "
+                                    f"({b.block.family}); headscope found none before or after it")
     parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input, cross=cross)
+    if b.stream_after is None or whole.shape != b.stream_after.shape or not agrees(whole, b.stream_after.float()):
+        raise UnsupportedModelError(
+            f"the attention block at {b.block.path!r} ({b.block.family}) does not add just its attention output to "
+            "the residual stream (a norm on the attention output, an MLP in parallel, or no norm after it to check "
+            "against), so ALTI's decomposition would be wrong for it; norm-based attention, value zeroing and "
+            "gradient rollout still apply")
     return contributions(parts, whole)
 
 
