@@ -30,3 +30,16 @@ def test_a_broken_layer_is_caught(tmp_path):
     env = {"PYTHONPATH": str(pkg), "PATH": str(Path(sys.executable).parent)}
     run = subprocess.run([exe, "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode != 0 and "BROKEN" in run.stdout
+
+
+def test_the_architecture_page_draws_the_contracts_layers_in_order():
+    import re
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    order = [name.removeprefix("headscope.") for name in layers["contracts"][0]["layers"]]
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    diagram = page.split("```\n", 2)[1]
+    drawn = [re.sub(r"\.py$|/$", "", word) for word in re.findall(r"\b[a-z_]+(?:/|\.py)", diagram)]
+    drawn = [w for w in drawn if w in order]
+    assert drawn == order, (drawn, order)
