@@ -37,6 +37,9 @@ def test_inspect_readings_beyond_the_weights(marian_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["inspect", marian_dir, "A man.", "--readings", "norm,attention"])
     assert exit_.value.code == 2 and "choose from norm,alti,valuezeroing,gradrollout" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["inspect", marian_dir, "A man.", "--readings", "all,norm"])
+    assert "or all alone" in capsys.readouterr().err
 
 
 def test_fragment_verb_reads_a_long_text_from_reductions(marian_dir, tmp_path, monkeypatch):

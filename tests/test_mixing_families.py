@@ -204,6 +204,27 @@ def test_every_text_family_block_decomposes_to_its_modules_outputs(family, tiny)
                   "decoder_input_ids": decoder_inputs(model, enc["labels"], tok.pad_token_id)}
     else:
         inputs = dict(tok("the cat sat on a mat", return_tensors="pt"))
+    _check_decomposition(model, inputs)
+
+
+def test_cross_attention_of_a_q_k_v_o_proj_decoder_reads_its_own_norm():
+    """Moonshine's decoder layer: input_layernorm, self-attention, post_attention_layernorm, cross-attention:
+    the cross block's residual is the one entering post_attention_layernorm, and ALTI+ runs."""
+    torch.manual_seed(0)
+    config = tf.MoonshineConfig(vocab_size=50, hidden_size=32, intermediate_size=64, encoder_num_hidden_layers=2,
+                                decoder_num_hidden_layers=2, encoder_num_attention_heads=4,
+                                decoder_num_attention_heads=4, encoder_num_key_value_heads=4,
+                                decoder_num_key_value_heads=4, attn_implementation="eager")
+    model = tf.MoonshineForConditionalGeneration(config).eval()
+    inputs = {"input_values": torch.randn(1, 4000), "decoder_input_ids": torch.tensor([[1, 5, 6]])}
+    blocks = _check_decomposition(model, inputs)
+    assert blocks[("cross", 0)].block.norm is model.model.decoder.layers[0].post_attention_layernorm
+    maps = compute_mixing(model, inputs, describe(model), ["alti"])
+    rows = maps["cross.alti"].sum(-1) + maps["decoder.alti"].sum(-1)
+    assert torch.allclose(rows, torch.ones_like(rows), atol=1e-5)  # source + target shares
+
+
+def _check_decomposition(model, inputs) -> dict:
     structure = describe(model)
     blocks = capture_blocks(model, inputs, structure, structure.kinds)
     projected, normed, handles = {}, {}, []
@@ -228,7 +249,8 @@ def test_every_text_family_block_decomposes_to_its_modules_outputs(family, tiny)
         parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input,
                                    cross=kind == "cross")
         expected = normed[(kind, layer)] if not b.norm.pre else b.residual + projected[(kind, layer)]
-        assert torch.allclose(whole, expected, atol=1e-5), (family, kind, layer, float((whole - expected).abs().max()))
+        assert torch.allclose(whole, expected, atol=1e-5), (kind, layer, float((whole - expected).abs().max()))
+    return blocks
 
 
 def _decoder(config_class, model_class, **extra):
@@ -272,3 +294,23 @@ def test_a_projection_that_is_not_the_attentions_output_is_refused(monkeypatch):
     monkeypatch.setattr(families, "FAMILIES", (wrong,))
     with pytest.raises(UnsupportedModelError, match="does not output its heads' weighted value vectors"):
         compute_mixing(model, {"input_ids": torch.tensor([[3, 7, 9]])}, describe(model), ["norm"])
+
+
+def test_a_large_residual_cannot_hide_a_multiplier_on_the_attention():
+    """Granite scales the attention output by residual_multiplier before adding it; with one token's embedding
+    at 300 (large first-token values are common) the residual dwarfs the error, and ALTI is still refused."""
+    model = _decoder(tf.GraniteConfig, tf.GraniteForCausalLM, num_key_value_heads=2, residual_multiplier=0.5)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[3] = 300.0
+    with pytest.raises(UnsupportedModelError, match="ALTI"):
+        compute_mixing(model, {"input_ids": torch.tensor([[3, 7, 9, 11, 4]])}, describe(model), ["alti"])
+
+
+def test_bfloat16_models_pass_the_checks_at_their_own_rounding():
+    model = _llama()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(40)  # outputs far above 1, where bfloat16 steps are coarse
+    model = model.to(torch.bfloat16)
+    maps = compute_mixing(model, {"input_ids": torch.tensor([[3, 7, 9, 11, 4]])}, describe(model), ["norm", "alti"])
+    assert torch.allclose(maps["decoder.alti"].sum(-1), torch.ones(5), atol=1e-3)

@@ -72,8 +72,8 @@ def _readings(value: str) -> list[str]:
     """``--readings norm,alti`` as a list, each name one of :data:`~headscope.readings.MIXING` or ``all``."""
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in (*MIXING, "all")]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"{value!r}: choose from {','.join(MIXING)} (comma-separated) or all")
+    if unknown or not names or ("all" in names and len(names) > 1):
+        raise argparse.ArgumentTypeError(f"{value!r}: choose from {','.join(MIXING)} (comma-separated), or all alone")
     return names
 
 
@@ -156,18 +156,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if hasattr(args, "model"):
                     import_model_stack()
             return args.handler(args)
+        except KeyboardInterrupt:
+            return interrupts.report()
         except HeadscopeError as err:
+            if interrupts.seen:  # noted while deferred, then the check failed
+                return interrupts.report()
             print(f"headscope: error: {err}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("headscope: interrupted", file=sys.stderr)
-            return INTERRUPTED
         except Exception:
             if not interrupts.seen:
                 raise
             # the Ctrl-C landed inside a library's import, which turned it into another error
-            print("headscope: interrupted", file=sys.stderr)
-            return INTERRUPTED
+            return interrupts.report()
 
 
 class _Interrupts:
@@ -201,6 +201,12 @@ class _Interrupts:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def report(self) -> int:
+        """Say that the command was interrupted (a further Ctrl-C meanwhile is only noted) and return 130."""
+        self.deferring = True
+        print("headscope: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
     @contextmanager
     def deferred(self) -> Iterator[None]:
         """Within the block a Ctrl-C is only noted; it is raised when the block ends."""
@@ -223,6 +229,7 @@ def run() -> NoReturn:
     """
     code = main()
     if code == INTERRUPTED:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while leaving changes nothing
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -132,9 +132,25 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("Norm")
 
 
-def agrees(mine: torch.Tensor, models: torch.Tensor) -> bool:
-    """Whether a decomposition's sum ``mine`` is the model's own tensor: within 1e-3 of its largest value."""
-    return bool((mine - models).abs().max() <= 1e-3 * max(1.0, float(models.abs().max())))
+def agrees(mine: torch.Tensor, models: torch.Tensor, dtype: torch.dtype, taken_from: torch.Tensor | None = None) -> bool:
+    """Whether a decomposition's sum ``mine`` is the model's own tensor, row by row (``[query, width]``).
+
+    Each row may differ by ``rtol`` (1e-3, or 8 steps of ``dtype``'s rounding where that is coarser,
+    as in bfloat16) of its largest value (at least a thousandth of the largest row's), plus, where
+    ``models`` was computed as a difference from a larger tensor ``taken_from`` (the residual stream),
+    8 steps of rounding of that tensor's row.
+
+    >>> agrees(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.001]]), torch.float32)
+    True
+    >>> agrees(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.1]]), torch.float32)
+    False
+    """
+    eps = torch.finfo(dtype).eps
+    row = models.abs().amax(-1)
+    bound = max(1e-3, 8 * eps) * torch.maximum(row, 1e-3 * row.max())
+    if taken_from is not None:
+        bound = bound + 8 * eps * taken_from.abs().amax(-1)
+    return bool(((mine - models).abs().amax(-1) <= bound).all())
 
 
 def _check_projection(structure: ModelStructure, block: Block, probs: torch.Tensor, values: torch.Tensor,
@@ -145,7 +161,7 @@ def _check_projection(structure: ModelStructure, block: Block, probs: torch.Tens
                                     "was not called in the forward; its value vectors cannot be followed to the output")
     mine = torch.einsum("hqk,hkw->qw", probs, transformed_values(values, weight)) + bias
     models = projected.float() * (block.scale.detach().float().cpu() if block.scale is not None else 1.0)
-    if mine.shape != models.shape or not agrees(mine, models):
+    if mine.shape != models.shape or not agrees(mine, models, next(block.out_proj.parameters()).dtype):
         raise UnsupportedModelError(
             f"{structure.label}: the attention at {block.path!r} ({block.family}) does not output its heads' weighted "
             "value vectors through the output projection headscope found, so norm-based attention and ALTI would "

@@ -103,13 +103,28 @@ def alti_layer(b: BlockCapture, cross: bool) -> torch.Tensor:
         raise UnsupportedModelError(f"ALTI needs the layer norm of the attention block at {b.block.path!r} "
                                     f"({b.block.family}); headscope found none before or after it")
     parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input, cross=cross)
-    if b.stream_after is None or whole.shape != b.stream_after.shape or not agrees(whole, b.stream_after.float()):
+    if not _sums_to_the_stream(b, whole):
         raise UnsupportedModelError(
-            f"the attention block at {b.block.path!r} ({b.block.family}) does not add just its attention output to "
-            "the residual stream (a norm on the attention output, an MLP in parallel, or no norm after it to check "
-            "against), so ALTI's decomposition would be wrong for it; norm-based attention, value zeroing and "
-            "gradient rollout still apply")
+            f"the attention block at {b.block.path!r} ({b.block.family}; residual read before its "
+            f"{type(b.block.norm).__name__}) does not add just its attention output to the residual stream the model "
+            "computes (a norm or a multiplier on the attention output, an MLP in parallel, or no norm after it to "
+            "check against), so ALTI's decomposition would be wrong for it; norm-based attention, value zeroing "
+            "and gradient rollout still apply")
     return contributions(parts, whole)
+
+
+def _sums_to_the_stream(b: BlockCapture, whole: torch.Tensor) -> bool:
+    """Whether ALTI's parts of block ``b`` sum to the stream the model computed after it: in a pre-norm
+    block the attention's share (the sum less the residual, compared as such so that a large residual
+    cannot hide it), in a post-norm block the norm's output."""
+    after = b.stream_after
+    if after is None or whole.shape != after.shape:
+        return False
+    dtype = next(b.block.out_proj.parameters()).dtype
+    if b.norm is not None and b.norm.pre:
+        residual = b.residual.float()
+        return agrees(whole - residual, after.float() - residual, dtype, taken_from=after.float())
+    return agrees(whole, after.float(), dtype)
 
 
 def _alti(blocks: dict[tuple[str, int], BlockCapture], kinds: list[str]) -> dict[str, torch.Tensor]:

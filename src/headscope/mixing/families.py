@@ -48,7 +48,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("DistilBERT", "out_lin", {ANY: "../sa_layer_norm"}),
     Family("T5", "SelfAttention.o|EncDecAttention.o", {ANY: "layer_norm"}),
     Family("ViT / DeiT / BEiT / DINOv2 / Llama-style (q/k/v/o_proj)", "o_proj",
-           {ANY: "../layernorm_before|../norm1|../input_layernorm"}, scale="../lambda_1|../layer_scale1.lambda1"),
+           {"encoder_attn": "../post_attention_layernorm",  # a decoder's cross-attention (Moonshine)
+            ANY: "../layernorm_before|../norm1|../input_layernorm"}, scale="../lambda_1|../layer_scale1.lambda1"),
 )
 
 
@@ -99,7 +100,7 @@ def _parameter(model: nn.Module, path: str, rel: str) -> nn.Parameter | None:
     for option in rel.split("|"):
         ups, _, down = option.rpartition("/")  # "..", "layer_scale1.lambda1"
         owner, _, name = down.rpartition(".")
-        module = _resolve(model, path, f"{ups}/{owner}")
+        module = _resolve(model, path, f"{ups}/{owner}" if ups else owner)
         value = getattr(module, name, None) if module is not None else None
         if isinstance(value, nn.Parameter):
             return value

@@ -40,7 +40,8 @@ def cosine_distance_rows(changed: torch.Tensor, original: torch.Tensor) -> torch
     >>> cosine_distance_rows(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])).tolist()
     [1.0]
     """
-    return (1.0 - torch.nn.functional.cosine_similarity(changed.double(), original.double(), dim=-1)).float()
+    changed, original = changed.cpu().double(), original.cpu().double()  # on the CPU: MPS has no float64
+    return (1.0 - torch.nn.functional.cosine_similarity(changed, original, dim=-1)).float()
 
 
 def normalise_rows(scores: torch.Tensor) -> torch.Tensor:
