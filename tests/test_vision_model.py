@@ -74,3 +74,22 @@ def test_cli_inspects_an_image_path(tmp_path, capsys):
     assert headscope.Inspection.load(tmp_path / "insp").patch_grid == (6, 6)
     assert main(["inspect", NAME, "a text, not an image"]) == 2
     assert "pass an image" in capsys.readouterr().err
+
+
+def test_fragment_takes_an_image_path_and_refuses_text_faithfulness_by_name(tmp_path, capsys):
+    from PIL import Image
+
+    from headscope.errors import InputError
+    from headscope.faithful import head_ablation, token_importance
+    from headscope.fragment import fragmentation
+
+    path = tmp_path / "shape.png"
+    Image.fromarray(shapes_batch(1, TEST_SEED + 3).images[0]).save(path)
+    assert main(["fragment", NAME, str(path), "--no-faithful"]) == 0
+    assert "encoder: 16 heads make" in capsys.readouterr().out
+    assert main(["fragment", NAME, str(path)]) == 2
+    assert "read an image: pass faithful=False (--no-faithful)" in capsys.readouterr().err
+    insp = headscope.inspect(NAME, str(path))
+    for call in (lambda: fragmentation(insp), lambda: token_importance(insp, "loo"), lambda: head_ablation(insp)):
+        with pytest.raises(InputError, match="image_faithfulness"):
+            call()

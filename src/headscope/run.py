@@ -105,7 +105,7 @@ def inspect(
     mixing = check_methods(readings)  # issue 16
     loaded = load(DEFAULT_MODEL if model is None else model)
     device = _check_device(loaded, device)
-    if hasattr(loaded.architecture, "token_layout"):
+    if loaded.architecture.reads_images:
         raise InputError(f"{loaded.name} is an image classifier: pass an image (a path, a PIL image or an array), "
                          f"not the text {_short(text, 40)}")
     loaded.structure.check(kinds, layers)
@@ -372,7 +372,8 @@ def _inspect_batch(loaded: LoadedModel, texts: list[Any], targets: list[Any] | N
 
 # -- images: image classifiers read on their patch grid (issue 18) --
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+#: File name endings read as images (by :func:`inspect` and by the commands that take a file)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def _is_image_input(value: Any) -> bool:
@@ -380,7 +381,7 @@ def _is_image_input(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return len(value) > 0 and _is_image_input(value[0])
     if isinstance(value, (str, os.PathLike)):
-        return os.fspath(value).lower().endswith(_IMAGE_SUFFIXES)
+        return os.fspath(value).lower().endswith(IMAGE_SUFFIXES)
     return type(value).__module__.startswith("PIL.") or hasattr(value, "__array__")
 
 
@@ -392,7 +393,7 @@ def _inspect_images(model: Any, images: Any, *, target: Any, kinds: Sequence[str
     _check_options(batch_size=batch_size, num_beams=1, max_new_tokens=None, dtype=dtype)
     loaded = load(DEFAULT_MODEL if model is None else model)
     arch = loaded.architecture
-    if not hasattr(arch, "token_layout"):
+    if not arch.reads_images:
         raise InputError(f"{loaded.name} is a {arch.name} model that reads text; an image needs an image "
                          "classifier cut into patches (ViT, DeiT, BEiT, DINOv2; e.g. headscope/shapes-vit)")
     if target is not None:

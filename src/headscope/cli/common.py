@@ -92,10 +92,13 @@ def looks_like_path(arg: str) -> bool:
 
 
 def read_texts(arg: str, limit: int | None = None, as_text: bool = False) -> tuple[list[str], bool]:
-    """``(texts, from_file)``: the non-empty lines of file ``arg``, or ``[arg]`` itself."""
+    """``(texts, from_file)``: the non-empty lines of file ``arg``, or ``[arg]`` itself (a text, or an image
+    file for an image classifier)."""
+    from ..run import IMAGE_SUFFIXES
+
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: pass a positive number of lines")
-    if as_text:
+    if as_text or arg.lower().endswith(IMAGE_SUFFIXES):
         return [arg], False
     if os.path.isdir(arg):
         raise InputError(f"{arg} is a folder; give a file with one text per line, or add --text to analyse "

@@ -166,6 +166,10 @@ def from_inspection(insp: Inspection) -> Example:
     if loaded is None:
         raise InputError("this Inspection has no model attached (it was read with Inspection.load); "
                          "run headscope.inspect(model, text) again to get one that can be re-run")
+    if insp.patch_grid is not None:
+        raise InputError(f"{insp.model_name} read an image: these tests re-run the model on token ids; for images "
+                         "use headscope.vision.image_faithfulness (deletion / insertion, leave-one-patch-out, head "
+                         "ablation)")
     tok = loaded.tokenizer
     src = [int(i) for i in tok.convert_tokens_to_ids(insp.source_tokens)]
     tgt = None if insp.target_tokens is None else [int(i) for i in tok.convert_tokens_to_ids(insp.target_tokens)]

@@ -198,6 +198,10 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
         if insp.loaded is None:
             raise InputError("faithful=True needs the model, but this inspection has none attached (it was loaded "
                              "from disk); pass faithful=False or re-run headscope.inspect")
+        if insp.patch_grid is not None:
+            raise InputError(f"faithful=True adds gradient and leave-one-out token importance, which read text; "
+                             f"{insp.model_name} read an image: pass faithful=False (--no-faithful), and measure "
+                             "faithfulness with headscope.vision.image_faithfulness")
         for method in methods:
             readings[method] = np.asarray(token_importance(insp, method).scores, dtype=np.float64)
     keep = np.array([w is not None for w in insp.source_word_ids])

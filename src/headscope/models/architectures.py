@@ -31,6 +31,7 @@ class Architecture:
     self_kind: ClassVar[str]          # the kind label of self-attention
     kinds: ClassVar[tuple[str, ...]]  # the kinds this architecture can have
     has_target: ClassVar[bool] = False
+    reads_images: ClassVar[bool] = False  # its input is an image on a patch grid, not text
 
     def masks(self, kind: str, source_mask: torch.Tensor,
               target_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,6 +343,7 @@ class VisionEncoder(EncoderOnly):
     by the model's own image processor, and every token has a place on the patch grid or a name."""
 
     name = "vision-encoder"
+    reads_images = True
 
     def prepare_images(self, processor: Any, images: list[Any]) -> torch.Tensor:
         """``pixel_values [n, channels, H, W]`` of ``images`` (PIL images or arrays) by the model's processor."""
