@@ -53,7 +53,6 @@ from headscope.errors import HeadscopeError
 from headscope.faithful import token_importance
 from headscope.fragment import (
     best_head_stability,
-    compared_kind,
     decision_rows,
     kind_fragmentation,
     row_kendall,
@@ -184,7 +183,7 @@ def measure_inspection(insp: headscope.Inspection, unavailable: dict[str, str]) 
     columns are the source tokens that belong to a word. Readings that fail are named in
     ``unavailable`` (reading name -> reason) and left out.
     """
-    kind = compared_kind(insp)
+    kind = insp.architecture.decision_kind()
     rows = decision_rows(insp, kind)
     att = insp.kind_maps(kind).float().numpy()                      # [layers, heads, q, k]
     att = att[:, :, rows] if isinstance(rows, slice) else att[:, :, [rows]]

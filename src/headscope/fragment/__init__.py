@@ -21,7 +21,6 @@ from .disagreement import effective_maps, js_divergence, pairwise_js, pairwise_r
 from .measure import (
     FAITHFUL_METHODS,
     attention_readings,
-    compared_kind,
     decision_rows,
     fragmentation,
     kind_fragmentation,
@@ -40,7 +39,6 @@ __all__ = [
     "best_head_stability",
     "classify_head",
     "classify_heads",
-    "compared_kind",
     "decision_rows",
     "effective_maps",
     "fragmentation",

@@ -82,15 +82,6 @@ def inspection_kinds(insp: Inspection) -> list[str]:
     return [k for k in KINDS if k in insp.attentions or k in insp.reduced]
 
 
-def compared_kind(insp: Inspection) -> str:
-    """The kind whose maps relate the output to the source (the architecture's ``decision_kind``).
-
-    >>> compared_kind(headscope.inspect("headscope/sentiment", "Good."))   # doctest: +SKIP
-    'encoder'
-    """
-    return insp.architecture.decision_kind()
-
-
 def decision_rows(insp: Inspection, kind: str) -> slice | int:
     """The rows of ``kind`` maps that explain the output, as an index into the query axis.
 
@@ -115,7 +106,7 @@ def explained_rows(insp: Inspection) -> slice | np.ndarray:
     >>> explained_rows(headscope.inspect("headscope/en-fr", "A red car."))   # doctest: +SKIP
     array([0, 1, 2, 3])
     """
-    kind = compared_kind(insp)
+    kind = insp.architecture.decision_kind()
     if isinstance(decision_rows(insp, kind), int) or insp.target_word_ids is None:
         return slice(None)
     return np.array([t for t, w in enumerate(insp.target_word_ids) if w is not None], dtype=int)
@@ -124,7 +115,7 @@ def explained_rows(insp: Inspection) -> slice | np.ndarray:
 def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
     """Readings from the maps alone: single heads, layer means, the all-heads mean, rollout, flow.
 
-    Maps are those of :func:`compared_kind`, at the rows of :func:`decision_rows`: cross-attention
+    Maps are those of the architecture's ``decision_kind``, at the rows of :func:`decision_rows`: cross-attention
     ``[T, S]`` for encoder-decoders; the first-token ([CLS]) row ``[S]`` of an encoder; the last
     row of a decoder-only model. Single heads are left out (layer means kept) above
     ``MAX_SINGLE_HEADS`` heads but for the last layer's. On an inspection that kept reductions
@@ -134,7 +125,7 @@ def attention_readings(insp: Inspection) -> dict[Reading, np.ndarray]:
     >>> list(attention_readings(insp))[-2:]      # doctest: +SKIP
     [HeadsMean(kind='cross'), Rollout(kind='cross')]
     """
-    kind = compared_kind(insp)
+    kind = insp.architecture.decision_kind()
     rows = decision_rows(insp, kind)
     n_layers, n_heads = insp.shape(kind)
     last = insp.layer_indices(kind)[-1]

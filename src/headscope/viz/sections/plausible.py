@@ -1,6 +1,6 @@
 """The report's plausible section: pictures of the weights, which show and measure nothing.
 
-The maps drawn are those that explain the output (:func:`headscope.fragment.compared_kind`):
+The maps drawn are those that explain the output (the architecture's ``decision_kind``):
 cross attention for a translation, self-attention otherwise. Every map is a typed reading
 (:mod:`headscope.readings`) and is titled with its label: the all-heads mean, the last layer's
 mean, rollout. Then the bertviz head and model views.
@@ -92,7 +92,7 @@ def plausible_section(insp: Inspection, *, convention: str, bertviz: bool, bertv
     section = Section("plausible")
     section.add("<p>Pictures of the weights. A reading that looks right is not thereby an alignment (see "
                 "<i>Alignment</i>) nor a cause of the output (see <i>Faithful</i>).</p>")
-    kind = fragment.compared_kind(insp)
+    kind = insp.architecture.decision_kind()
     last = insp.layer_indices(kind)[-1]
     if insp.architecture.query_is_target(kind):
         _target_side(section, insp, kind, last, convention, min_weight)
