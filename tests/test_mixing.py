@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mixing_helpers import value_zeroing_by_hand, zeroing
 from test_capture_state import assert_same_state, model_state
 
 import headscope
@@ -135,11 +136,7 @@ def test_value_zeroing_against_rerunning_the_layer(tiny):
         module = model.bert.encoder.layer[layer]
         scores = torch.zeros(n, n)
         for j in range(n):
-            def zero_j(mod, args, out, j=j):
-                out = out.clone()
-                out[:, j] = 0
-                return out
-            handle = module.attention.self.value.register_forward_hook(zero_j)
+            handle = module.attention.self.value.register_forward_hook(zeroing(j))
             try:
                 with torch.no_grad():
                     out = module(hidden[layer])
@@ -374,24 +371,8 @@ def test_value_zeroing_decoder_against_a_whole_forward(tiny):
     from headscope.models.architectures import decoder_inputs
 
     batch = {"input_ids": enc["input_ids"], "decoder_input_ids": decoder_inputs(model, enc["labels"], tok.pad_token_id)}
-    before = _hidden(model, batch).decoder_hidden_states
-    n = batch["decoder_input_ids"].shape[1]
-    for layer in range(2):
-        scores = torch.zeros(n, n)
-        for j in range(n):
-            def zero_j(mod, args, out, j=j):
-                out = out.clone()
-                out[:, j] = 0
-                return out
-            handle = model.model.decoder.layers[layer].self_attn.v_proj.register_forward_hook(zero_j)
-            try:
-                after = _hidden(model, batch).decoder_hidden_states
-            finally:
-                handle.remove()
-            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(after[layer + 1][0].double(),
-                                                                     before[layer + 1][0].double(), dim=-1)
-        scores = scores.clamp(min=0)  # rounding makes unchanged tokens' distances about -1e-16
-        expected = scores / scores.sum(-1, keepdim=True)
+    projections = [layer.self_attn.v_proj for layer in model.model.decoder.layers]
+    for layer, expected in enumerate(value_zeroing_by_hand(model, batch, projections, lambda out: out.decoder_hidden_states)):
         assert torch.allclose(reading_map(insp, f"decoder.{layer}.valuezeroing"), expected, atol=1e-4)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as tf
+from mixing_helpers import run_with_hooks, value_zeroing_by_hand
 from test_capture_state import assert_same_state, model_state
 from test_vision import _build
 
@@ -79,12 +80,7 @@ def test_block_parts_sum_to_the_models_residual_stream(family):
     for (_, layer), b in blocks.items():
         handles.append(_after_attention_norm(b.block.layer).register_forward_pre_hook(
             lambda module, args, layer=layer: seen.__setitem__(layer, args[0][0].detach())))
-    try:
-        with torch.no_grad():
-            model(**inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, inputs, handles)
     for (_, layer), b in blocks.items():
         assert b.norm is not None and b.norm.pre  # pre-norm blocks, read from the order of the calls
         parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input)
@@ -145,26 +141,7 @@ def test_value_zeroing_against_whole_forwards(family):
         insp = headscope.inspect((model, processor), shapes_batch(1, seed=5, size=32).images[0], readings=["valuezeroing"])
         inputs, maps = {"pixel_values": insp.pixel_values[None]}, insp.mixing
         value_projections = [layer.attention.v_proj for layer in model.vit.layers]
-    with torch.no_grad():
-        before = model(**inputs, output_hidden_states=True).hidden_states
-    n = before[0].shape[1]
-    for layer, v_proj in enumerate(value_projections):
-        scores = torch.zeros(n, n)
-        for j in range(n):
-            def zero_j(mod, args, out, j=j):
-                out = out.clone()
-                out[:, j] = 0
-                return out
-            handle = v_proj.register_forward_hook(zero_j)
-            try:
-                with torch.no_grad():
-                    after = model(**inputs, output_hidden_states=True).hidden_states
-            finally:
-                handle.remove()
-            scores[:, j] = 1 - torch.nn.functional.cosine_similarity(after[layer + 1][0].double(),
-                                                                     before[layer + 1][0].double(), dim=-1)
-        scores = scores.clamp(min=0)
-        expected = scores / scores.sum(-1, keepdim=True)
+    for layer, expected in enumerate(value_zeroing_by_hand(model, inputs, value_projections)):
         assert torch.allclose(maps[f"{kind}.{layer}.valuezeroing"], expected, atol=1e-4), (family, layer)
 
 
@@ -238,12 +215,7 @@ def _check_decomposition(model, inputs) -> dict:
         handles.append(b.block.out_proj.register_forward_hook(keep(projected, key)))
         if not b.norm.pre:
             handles.append(b.block.norm.register_forward_hook(keep(normed, key)))
-    try:
-        with torch.no_grad():
-            model(**inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, inputs, handles)
     assert {k for k, _ in blocks} == set(structure.kinds)
     for (kind, layer), b in blocks.items():
         parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input,
