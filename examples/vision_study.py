@@ -277,6 +277,16 @@ insp = headscope.inspect("headscope/shapes-vit", batch.images[0], readings=["all
 print(grid_map(insp, "encoder.alti"))                  # ALTI's [CLS] row on the patches
 ```
 
+The fragmentation of [fragmentation.md](fragmentation.md) reads an image too, with the image tests as
+its faithfulness references (leave-one-patch-out and gradient saliency, below), as `headscope fragment
+headscope/shapes-vit shape.png` does:
+
+```python
+from headscope.vision import image_fragmentation
+
+print(image_fragmentation(insp))                       # heads' disagreement; Kendall τ with the references
+```
+
 ## The grid, as it is — and the smooth overlay beside it
 
 ![one map, two renderings](img/vision_side_by_side.png)

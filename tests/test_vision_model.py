@@ -76,20 +76,35 @@ def test_cli_inspects_an_image_path(tmp_path, capsys):
     assert "pass an image" in capsys.readouterr().err
 
 
-def test_fragment_takes_an_image_path_and_refuses_text_faithfulness_by_name(tmp_path, capsys):
+def test_fragment_of_an_image_takes_the_image_tests_as_references(tmp_path, capsys):
+    """``headscope fragment MODEL image.png`` and :func:`image_fragmentation`: Kendall τ of each reading
+    with leave-one-patch-out and gradient saliency over the patch tokens, as scipy computes it from the
+    vision functions' own grids; the text tests refuse an image by name."""
+    import numpy as np
     from PIL import Image
+    from scipy.stats import kendalltau
 
+    from headscope.aggregate import reading_map
     from headscope.errors import InputError
     from headscope.faithful import head_ablation, token_importance
     from headscope.fragment import fragmentation
+    from headscope.readings import Rollout
+    from headscope.vision import image_fragmentation, leave_one_patch_out, token_positions
 
     path = tmp_path / "shape.png"
     Image.fromarray(shapes_batch(1, TEST_SEED + 3).images[0]).save(path)
+    assert main(["fragment", NAME, str(path)]) == 0
+    assert "Kendall τ with loo" in capsys.readouterr().out
     assert main(["fragment", NAME, str(path), "--no-faithful"]) == 0
-    assert "encoder: 16 heads make" in capsys.readouterr().out
-    assert main(["fragment", NAME, str(path)]) == 2
-    assert "read an image: pass faithful=False (--no-faithful)" in capsys.readouterr().err
+    assert "not measured" in capsys.readouterr().out
     insp = headscope.inspect(NAME, str(path))
+    frag = image_fragmentation(insp)
+    assert frag.references == ["gradient", "loo"]
+    patches = [p for p in token_positions(insp) if p is not None]
+    loo = leave_one_patch_out(insp).values
+    rollout = reading_map(insp, "encoder.rollout")[0].numpy()[[i for i, p in enumerate(token_positions(insp)) if p]]
+    expected = kendalltau([loo[p] for p in patches], rollout).statistic
+    assert np.isclose(frag.tau_with("loo")[Rollout("encoder")], expected, atol=1e-12)
     for call in (lambda: fragmentation(insp), lambda: token_importance(insp, "loo"), lambda: head_ablation(insp)):
-        with pytest.raises(InputError, match="image_faithfulness"):
+        with pytest.raises(InputError, match="image_f"):
             call()

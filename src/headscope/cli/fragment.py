@@ -56,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load(args.model)  # a text past LONG_INPUT tokens is read from reductions, as in a corpus run
     reduce = long_input_reductions(loaded, [args.text], None if args.target is None else [args.target])[0]
-    frag = fragmentation(inspect(loaded, args.text, target=args.target, reduce=reduce), faithful=not args.no_faithful)
+    insp = inspect(loaded, args.text, target=args.target, reduce=reduce)
+    if loaded.architecture.reads_images and not args.no_faithful:
+        from ..vision import image_fragmentation  # leave-one-patch-out and gradient saliency as the references
+
+        frag = image_fragmentation(insp)
+    else:
+        frag = fragmentation(insp, faithful=not args.no_faithful)
     print(frag.summary())
     if "loo" in frag.references:
         print("Kendall τ of each reading with leave-one-out, best first (mean over the decisions; special "

@@ -151,7 +151,8 @@ def _decision_map(insp: Inspection, reading: Reading, kind: str, rows: slice | i
 
 
 def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[str] = FAITHFUL_METHODS,
-                  alignment: Mapping[Reading | Site | str, float] | None = None) -> Fragmentation:
+                  alignment: Mapping[Reading | Site | str, float] | None = None,
+                  references: Mapping[str, np.ndarray] | None = None) -> Fragmentation:
     """How the single-map reading breaks apart for one inspection.
 
     Parameters
@@ -165,6 +166,10 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
     alignment
         AER of readings scored against gold links (e.g. from :func:`headscope.align.evaluate`),
         keyed by reading (``Head("cross", 2, 2)`` or ``"cross.2.2"``), reported under the alignment claim.
+    references
+        Importance scores measured elsewhere, by name, over the source tokens (one value per token, or
+        one row per decision of an encoder-decoder), compared like ``methods``' (e.g. the image tests
+        of :func:`headscope.vision.image_fragmentation`).
 
     Returns
     -------
@@ -191,10 +196,14 @@ def fragmentation(insp: Inspection, *, faithful: bool = True, methods: Sequence[
                              "from disk); pass faithful=False or re-run headscope.inspect")
         if insp.patch_grid is not None:
             raise InputError(f"faithful=True adds gradient and leave-one-out token importance, which read text; "
-                             f"{insp.model_name} read an image: pass faithful=False (--no-faithful), and measure "
-                             "faithfulness with headscope.vision.image_faithfulness")
+                             f"{insp.model_name} read an image: use headscope.vision.image_fragmentation (leave-one-"
+                             "patch-out and gradient saliency as the references), or pass faithful=False")
         for method in methods:
             readings[method] = np.asarray(token_importance(insp, method).scores, dtype=np.float64)
+    for name, scores in (references or {}).items():
+        if name in readings:
+            raise InputError(f"references: {name!r} is already a reading here; give it another name")
+        readings[name] = np.asarray(scores, dtype=np.float64)
     keep = np.array([w is not None for w in insp.source_word_ids])
     if keep.sum() < 2:
         raise InputError("need at least two source words to rank; give a longer text")

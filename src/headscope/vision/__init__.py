@@ -10,7 +10,8 @@ A reading package (it computes and saves numbers; :mod:`headscope.viz` draws the
 * :func:`upsampling_test` - how much apparent precision a smooth overlay adds beyond the grid:
   an :class:`UpsamplingResult`; :func:`render` draws a grid map as blocks or smoothly;
 * :func:`image_faithfulness` - patch deletion / insertion curves, leave-one-patch-out, head
-  ablation: an :class:`ImageFaithfulness`;
+  ablation: an :class:`ImageFaithfulness`; :func:`image_fragmentation` - the fragmentation of
+  :mod:`headscope.fragment` with leave-one-patch-out and gradient saliency as its references;
 * :mod:`headscope.vision.shapes` - the synthetic shapes with known masks of ``headscope/shapes-vit``.
 
 >>> import headscope
@@ -22,7 +23,8 @@ A reading package (it computes and saves numbers; :mod:`headscope.viz` draws the
 
 from __future__ import annotations
 
-from .faithfulness import ImageFaithfulness, head_ablation_rows, image_faithfulness, leave_one_patch_out, patch_curves
+from .faithfulness import (ImageFaithfulness, head_ablation_rows, image_faithfulness, image_fragmentation,
+                           leave_one_patch_out, patch_curves)
 from .localisation import (LocalisationResult, localisation, mass_inside, object_cells, patch_coverage,
                            pointing_hit, resize_mask)
 from .maps import GridMap, grid_map, image_for_display, patch_values, query_index, token_positions
@@ -32,7 +34,7 @@ from .upsampling import MODES, UpsamplingResult, render, upsampling_test
 
 __all__ = [
     "GridMap", "ImageFaithfulness", "LocalisationResult", "MODES", "SALIENCY", "SHAPES", "ShapesBatch",
-    "UpsamplingResult", "grid_map", "head_ablation_rows", "image_faithfulness", "image_for_display",
+    "UpsamplingResult", "grid_map", "head_ablation_rows", "image_faithfulness", "image_for_display", "image_fragmentation",
     "leave_one_patch_out", "localisation", "mass_inside", "object_cells", "patch_coverage", "patch_curves",
     "patch_values", "pointing_hit", "query_index", "render", "resize_mask", "saliency_maps", "shapes_batch",
     "token_positions", "upsampling_test",

@@ -28,9 +28,10 @@ import torch
 from ..aggregate import map_readings
 from ..capture import AttentionCapture
 from ..errors import InputError
+from ..fragment import Fragmentation, fragmentation
 from ..inspection import Inspection
 from ..readings import Head, Reading, parse_reading
-from .maps import DEFAULT_QUERY, GridMap, grid_map, patch_values, require_grid
+from .maps import DEFAULT_QUERY, GridMap, grid_map, patch_values, require_grid, token_positions
 from .results import RowsResult
 from .saliency import SALIENCY, model_of, predicted_class, saliency_maps
 
@@ -245,3 +246,26 @@ def deletion_score_note() -> str:
     return ("deletion AUC: mean probability of the predicted class while the top-ranked patches are removed "
             "(lower = the map found what the model needs); insertion AUC: while they are put back on a mean-colour "
             "image (higher = better); both over the fraction of patches, trapezoid rule; a random order gives the scale")
+
+
+def image_fragmentation(insp: Inspection, *, fill: float = 0.0) -> Fragmentation:
+    """:func:`headscope.fragment.fragmentation` of an image, with the image tests as its references.
+
+    The references are leave-one-patch-out (``"loo"``: the drop of the predicted class's log-probability
+    when one patch alone is replaced by ``fill``) and gradient saliency (``"gradient"``), each patch's
+    value given to its token; Kendall τ is taken over the patch tokens (special tokens left out), at
+    the ``[CLS]`` row, as for a text classifier (Jain & Wallace 2019, on patches).
+
+    >>> frag = image_fragmentation(headscope.inspect("headscope/shapes-vit", "shape.png"))   # doctest: +SKIP
+    >>> frag.tau_with("loo")                                                               # doctest: +SKIP
+    """
+    from .saliency import saliency_maps
+
+    positions = token_positions(insp)
+
+    def on_tokens(grid: GridMap) -> np.ndarray:
+        return np.array([0.0 if p is None else float(grid.values[p]) for p in positions])
+
+    references = {"gradient": on_tokens(saliency_maps([insp], "gradient")[0]),
+                  "loo": on_tokens(leave_one_patch_out(insp, fill))}
+    return fragmentation(insp, faithful=False, references=references)
