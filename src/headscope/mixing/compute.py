@@ -102,6 +102,11 @@ def alti_layer(b: BlockCapture, cross: bool) -> torch.Tensor:
     if b.norm is None or b.residual is None:
         raise UnsupportedModelError(f"ALTI needs the layer norm of the attention block at {b.block.path!r} "
                                     f"({b.block.family}); headscope found none before or after it")
+    if b.residual.shape[-1] != b.weight.shape[-1]:
+        raise UnsupportedModelError(
+            f"the attention block at {b.block.path!r} ({b.block.family}) reads a residual of width "
+            f"{b.residual.shape[-1]} but writes width {b.weight.shape[-1]} (its input is more than the stream, as in "
+            "Zamba's shared block), so ALTI's decomposition does not apply")
     parts, whole = block_parts(b.probs, b.values, b.weight, b.bias, b.residual, b.norm, b.norm_input, cross=cross)
     if not _sums_to_the_stream(b, whole):
         raise UnsupportedModelError(

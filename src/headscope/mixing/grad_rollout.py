@@ -101,6 +101,7 @@ def _relevance(model: nn.Module, inputs: Mapping[str, Any], structure: ModelStru
         flat = [m for kind in maps for m in maps[kind]]
         if not flat:
             raise UnsupportedModelError(f"{structure.label}: no attention map went through the attention interface")
+        _check_maps(structure, maps, flat)
         grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
     grad_of = {kind: [torch.zeros_like(m) if (g := next(grads)) is None else g for m in kept]
                for kind, kept in maps.items()}
@@ -118,6 +119,25 @@ def _relevance(model: nn.Module, inputs: Mapping[str, Any], structure: ModelStru
     return rows
 
 
+def _check_maps(structure: ModelStructure, maps: dict[str, list[torch.Tensor]], flat: list[torch.Tensor]) -> None:
+    """Refuse, by name, what the rules of Chefer et al. cannot be applied to: a kind the rules need whose
+    maps did not go through the attention interface, self-attention maps that are not square (reduced or
+    extra keys), maps computed without gradients."""
+    needed = ("encoder", "decoder") if "cross" in maps else ()
+    missing = [k for k in needed if k not in maps]
+    if missing:
+        raise UnsupportedModelError(f"{structure.label}: its {' and '.join(missing)} attention does not call "
+                                    "transformers' attention interface, and the encoder-decoder rules of gradient "
+                                    "rollout need it")
+    for kind, kept in maps.items():
+        if kind != "cross" and any(m.shape[-1] != m.shape[-2] for m in kept):
+            raise UnsupportedModelError(f"{structure.label}: its {kind} attention maps are not square (keys pooled "
+                                        "or added beside the tokens), so relevance cannot be rolled through them")
+    if not all(m.requires_grad for m in flat):
+        raise UnsupportedModelError(f"{structure.label}: part of its forward runs without gradients (torch.no_grad "
+                                    "inside the model), so gradient rollout cannot weigh every map")
+
+
 def grad_rollout_maps(model: nn.Module, inputs: Mapping[str, Any], structure: ModelStructure,
                       kinds: Iterable[str]) -> dict[str, torch.Tensor]:
     """``{"kind.gradrollout": [query, key]}`` for one example (batch of one): ``encoder`` (encoders),
@@ -132,6 +152,9 @@ def grad_rollout_maps(model: nn.Module, inputs: Mapping[str, Any], structure: Mo
     probe = AttentionCapture(model, structure=structure, device=None)
     with torch.no_grad(), probe:
         logits = model(**inputs).logits
+    if logits.shape[0] != 1:
+        raise UnsupportedModelError(f"{structure.label}: one example gives {logits.shape[0]} rows of output (codebooks "
+                                    "or streams), not one decision per token; gradient rollout is not defined for it")
     per_step = logits.ndim == 3
     copies = int(logits.shape[1]) if per_step else 1
     targets = logits[0].argmax(-1)

@@ -24,6 +24,7 @@ from transformers.cache_utils import Cache
 
 from ..capture import AttentionCapture
 from ..capture.extras import Extras
+from ..errors import UnsupportedModelError
 from ..models.structure import ModelStructure
 from ..readings import ValueZeroing
 from .alti import rollout
@@ -109,6 +110,7 @@ def value_zeroing_maps(model: nn.Module, inputs: Mapping[str, Any], structure: M
     out: dict[str, torch.Tensor] = {}
     for kind in kinds:
         layers = cap.layer_indices(kind)
+        _check_layers(structure, kind, cap.maps.get(kind), layers, layer_modules, original)
         first = cap.maps[kind][:, 0] if isinstance(cap.maps[kind], torch.Tensor) else cap.maps[kind][0]
         n = int(first.shape[-1])
         chunk = max(1, CHUNK_ELEMENTS // first.numel())
@@ -124,3 +126,27 @@ def value_zeroing_maps(model: nn.Module, inputs: Mapping[str, Any], structure: M
             out[ValueZeroing(kind, layer).name] = per_layer[-1]
         out[ValueZeroing(kind).name] = rollout(per_layer)
     return out
+
+
+def _check_layers(structure: ModelStructure, kind: str, maps: Any, layers: list[int],
+                  layer_modules: dict[str, nn.Module], original: Extras) -> None:
+    """Refuse, by name, what value zeroing as defined cannot re-run: a kind whose attention bypasses the
+    interface, layer modules applied more than once (cycled layers), maps that are not square (pooled keys),
+    a layer whose input or output is not one ``[tokens, width]`` stream of the example."""
+    label = f"{structure.label}: value zeroing of its {kind} attention"
+    if maps is None:
+        raise UnsupportedModelError(f"{label}: the attention does not call transformers' attention interface")
+    missing = [layer for layer in layers if f"layer {kind}.{layer}" not in original.kept_calls]
+    if missing or len(layers) > sum(name.startswith(f"layer {kind}.") for name in layer_modules):
+        raise UnsupportedModelError(f"{label}: its layer modules are applied more than once (shared or cycled "
+                                    "layers), so one layer cannot be re-run alone")
+    for layer in layers:
+        name = f"layer {kind}.{layer}"
+        (args, kwargs), output = original.kept_calls[name][0], original.kept_outputs[name][0]
+        hidden = args[0] if args else kwargs.get("hidden_states")
+        square = all(m.shape[-1] == m.shape[-2] for m in (maps if isinstance(maps, list) else [maps]))
+        if not square or not isinstance(hidden, torch.Tensor) or hidden.ndim != 3 or hidden.shape[0] != 1 \
+                or output.ndim != 3:
+            raise UnsupportedModelError(f"{label}: layer {layer} does not map one [tokens, width] stream to one "
+                                        "(several residual streams, pooled keys or a stacked input), so token "
+                                        "outputs cannot be compared")
