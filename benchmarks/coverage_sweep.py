@@ -18,6 +18,12 @@ Outcomes per (mapping, type):
   ``error``, and at most 2% of ``mismatch`` + refusals of types whose eager forward returns attentions).
 
     python benchmarks/coverage_sweep.py [--workers 2] [--timeout 60] [--only llama,bert] [--out docs/coverage.md]
+
+With ``--readings`` it computes instead the readings beyond the raw weights (norm, ALTI, value zeroing,
+gradient rollout) on every type's first example and prints, per reading, how many types computed it and
+how many refused it by name; any other exception is an ``error``:
+
+    python benchmarks/coverage_sweep.py --readings
 """
 
 from __future__ import annotations
@@ -502,6 +508,54 @@ def check(entry: Entry) -> Outcome:
     return out
 
 
+def check_readings(entry: Entry) -> Outcome:
+    """Build ``entry`` tiny and compute each reading beyond the weights (:mod:`headscope.mixing`) on its first
+    example: ``exact`` when each is computed or refused by name (``reason`` says which, method by method),
+    ``error`` when one raises anything else or leaves the weights changed, ``skipped`` when it cannot be built."""
+    from headscope.errors import HeadscopeError
+    from headscope.mixing.compute import compute_mixing
+    from headscope.models.structure import describe
+    from headscope.readings import MIXING
+
+    out = Outcome(entry.mapping, entry.model_type, entry.class_name, "error")
+    try:
+        model = build(entry)
+        rows = getattr(model.config.get_text_config(), "num_codebooks", 1)  # rows of one example
+        inputs = {k: v[:rows] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == 2 * rows else v
+                  for k, v in inputs_for(entry, model).items()}  # the first of the batch of two
+        with torch.no_grad():
+            model(**inputs)  # a model may change itself on a first input (BigBird's attention type)
+    except Exception as err:  # noqa: BLE001 - a model that cannot be built or run here is "skipped"
+        out.status, out.reason = "skipped", f"cannot build offline ({_short(err)})"
+        return out
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    said = []
+    for method in MIXING:
+        try:
+            compute_mixing(model, inputs, describe(model), [method])
+            said.append(f"{method} computed")
+        except HeadscopeError as err:
+            said.append(f"{method} refused ({type(err).__name__})")
+        except Exception as err:  # noqa: BLE001 - the outcome this sweep exists to find
+            out.reason = f"{method}: {_short(err)}; {_where(err)}"
+            return out
+        if any(not torch.equal(v, weights[k]) for k, v in model.state_dict().items()):
+            out.reason = f"{method} changed the weights"
+            return out
+    out.status, out.reason = "exact", "; ".join(said)
+    return out
+
+
+def reading_counts(results: list[Outcome]) -> dict[str, Counter]:
+    """Per reading, how many types computed it and how many refused it by name (from :func:`check_readings`)."""
+    found: dict[str, Counter] = {}
+    for r in results:
+        for part in r.reason.split("; ") if r.status == "exact" else []:
+            method, outcome = part.split(" ", 1)
+            found.setdefault(method, Counter())[outcome.split(" ")[0]] += 1
+    return found
+
+
 def _guard(entry: Entry, stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args)``: an UnsupportedModelError naming the type is a refusal, anything else an error."""
     from headscope.errors import UnsupportedModelError
@@ -786,18 +840,19 @@ def _causal(tensors: list[torch.Tensor]) -> bool | None:
 # running many, in worker processes with a per-type time limit
 
 
-def _worker(conn: Any) -> None:
+def _worker(conn: Any, readings: bool = False) -> None:
     torch.set_num_threads(1)
     import warnings
 
     warnings.filterwarnings("ignore")
+    checker = check_readings if readings else check
     while True:
         job = conn.recv()
         if job is None:
             return
         start = time.perf_counter()
         try:
-            res = check(Entry(**job))
+            res = checker(Entry(**job))
         except BaseException as err:  # noqa: BLE001 - reported as an outcome
             res = Outcome(job["mapping"], job["model_type"], job["class_name"], "error", _short(err),
                           notes=[traceback.format_exc()[-2000:]])
@@ -805,8 +860,10 @@ def _worker(conn: Any) -> None:
         conn.send(asdict(res))
 
 
-def sweep(todo: list[Entry], workers: int = 2, timeout: float = 60.0, progress: bool = False) -> list[Outcome]:
-    """Check every entry in ``workers`` processes; a type running over ``timeout`` seconds is a ``timeout``."""
+def sweep(todo: list[Entry], workers: int = 2, timeout: float = 60.0, progress: bool = False,
+          readings: bool = False) -> list[Outcome]:
+    """Check every entry in ``workers`` processes (``readings``: :func:`check_readings`, else :func:`check`);
+    a type running over ``timeout`` seconds is a ``timeout``."""
     # workers fork from a clean server process (not from a parent whose threads may hold locks);
     # the server imports torch and transformers once, so a worker restarted after a timeout is quick
     ctx = mp.get_context("forkserver")
@@ -817,7 +874,7 @@ def sweep(todo: list[Entry], workers: int = 2, timeout: float = 60.0, progress: 
 
     def start() -> dict[str, Any]:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+        proc = ctx.Process(target=_worker, args=(child, readings), daemon=True)
         proc.start()
         child.close()
         return {"proc": proc, "conn": parent, "job": None, "since": 0.0}
@@ -956,14 +1013,16 @@ def markdown(results: list[Outcome], seconds: float, command: str, workers: int)
 
 
 def run(workers: int = 2, timeout: float = 60.0, only: set[str] | None = None, mappings: set[str] | None = None,
-        out: str | Path | None = None, command: str = COMMAND, progress: bool = False) -> tuple[list[Outcome], float]:
-    """Sweep the entries (all, or ``only`` these types / ``mappings``); write the report to ``out``."""
+        out: str | Path | None = None, command: str = COMMAND, progress: bool = False,
+        readings: bool = False) -> tuple[list[Outcome], float]:
+    """Sweep the entries (all, or ``only`` these types / ``mappings``); write the report to ``out``
+    (``readings``: the readings beyond the weights instead of the capture, and no report)."""
     torch.set_num_threads(1)
     todo = [e for e in entries() if (not only or e.model_type in only) and (not mappings or e.mapping in mappings)]
     start = time.perf_counter()
-    results = sweep(todo, workers, timeout, progress=progress)
+    results = sweep(todo, workers, timeout, progress=progress, readings=readings)
     seconds = time.perf_counter() - start
-    if out is not None:
+    if out is not None and not readings:
         Path(out).write_text(markdown(results, seconds, command, workers), encoding="utf-8")
     return results, seconds
 
@@ -978,6 +1037,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--debug", action="store_true", help="run in this process and show tracebacks")
+    parser.add_argument("--readings", action="store_true",
+                        help="compute the readings beyond the weights (norm, ALTI, value zeroing, gradient rollout) on "
+                        "every type instead, and print per reading how many types computed or refused it")
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
     mappings = set(filter(None, args.mapping.split(",")))
@@ -993,6 +1055,13 @@ def main(argv: list[str] | None = None) -> int:
             res = check(entry)
             print(entry.key, res.status, res.reason, res.description, *res.notes, sep="\n  ")
         return 0
+    if args.readings:
+        results, seconds = run(args.workers, args.timeout, only, mappings, None, progress=args.verbose, readings=True)
+        for method, c in reading_counts(results).items():
+            print(f"{method:<13} computed {c['computed']:>3}  refused by name {c['refused']:>3}")
+        broken = [f"{r.mapping}/{r.model_type}: {r.status}: {r.reason}" for r in results if r.status in ("error", "timeout")]
+        print(f"{len(results)} types, {Counter(r.status for r in results)}; {seconds:.0f} s", *broken, sep="\n")
+        return 1 if broken else 0
     out = None if (only or mappings) else args.out
     command = COMMAND + "".join(f" --{k} {v}" for k, v in (("workers", args.workers), ("timeout", args.timeout))
                                 if str(v) != str({"workers": 2, "timeout": 60.0}[k]))

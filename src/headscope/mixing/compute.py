@@ -69,6 +69,9 @@ def compute_mixing(model: nn.Module, inputs: Mapping[str, Any], structure: Model
     torch.Size([6, 6])
     """
     methods = check_methods(methods)
+    if not structure.sites:
+        raise UnsupportedModelError(f"{structure.label}: no attention module headscope can read, so no reading "
+                                    "beyond the weights either")
     kinds = list(structure.kinds if kinds is None else [k for k in kinds if k in structure.kinds])
     out: dict[str, torch.Tensor] = {}
     blocks: dict[tuple[str, int], BlockCapture] = {}

@@ -151,7 +151,11 @@ def grad_rollout_maps(model: nn.Module, inputs: Mapping[str, Any], structure: Mo
     """
     probe = AttentionCapture(model, structure=structure, device=None)
     with torch.no_grad(), probe:
-        logits = model(**inputs).logits
+        logits = getattr(model(**inputs), "logits", None)
+    if logits is None or not probe.recording.maps:
+        raise UnsupportedModelError(f"{structure.label}: " + ("no attention map went through the attention interface"
+                                    if logits is not None else "its output has no logits whose gradient could weigh "
+                                    "the maps (load it with its classification or language-model head)"))
     if logits.shape[0] != 1:
         raise UnsupportedModelError(f"{structure.label}: one example gives {logits.shape[0]} rows of output (codebooks "
                                     "or streams), not one decision per token; gradient rollout is not defined for it")
