@@ -404,7 +404,13 @@ def which_models() -> list[str]:
             "cross blocks), for ViT, DeiT, BEiT and DINOv2 and for a grouped-query Llama, that the parts of each "
             "block sum to what the model's own modules compute, and that those three are refused. Value zeroing "
             "and gradient rollout re-run or differentiate the model itself and need no table. Images take the "
-            "same readings (`headscope.inspect(model, image, readings=[...])`; see docs/vision.md).", ""]
+            "same readings (`headscope.inspect(model, image, readings=[...])`; see docs/vision.md). Across every "
+            "type of transformers' auto mappings built tiny, each reading is computed or refused by name "
+            "(`python benchmarks/coverage_sweep.py --readings`; counts in the README). One caution the checks "
+            "cannot make: in hybrid models (Jamba, Bamba, Zamba, Nemotron-H, Qwen3-Next, ...) the readings rolled "
+            "through the layers (`kind.alti`, `kind.valuezeroing`, `kind.gradrollout`, like raw rollout) multiply "
+            "the attention layers only, so the mixing done by their state-space, convolution or linear-attention "
+            "layers is not in them; the per-layer readings are unaffected.", ""]
 
 
 def best_head(al: dict, f: dict) -> str | None:
