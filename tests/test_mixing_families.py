@@ -331,3 +331,19 @@ def test_readings_the_sweep_found_raising_now_refuse_by_name(sweep, mapping, mod
     with pytest.raises(UnsupportedModelError):
         compute_mixing(model, inputs, describe(model), [method])
     assert_same_state(before, model_state(model))
+
+
+def test_a_decoder_whose_cross_attention_never_runs_is_read_without_it():
+    """BartForCausalLM has cross-attention modules but no encoder states: they never run, so the decoder's
+    readings are computed (and checked) alone, where a kind that runs outside the interface is refused."""
+    torch.manual_seed(0)
+    config = tf.BartConfig(vocab_size=50, d_model=32, decoder_layers=2, encoder_layers=2, decoder_attention_heads=4,
+                           encoder_attention_heads=4, decoder_ffn_dim=37, encoder_ffn_dim=37,
+                           attn_implementation="eager")
+    model = tf.BartForCausalLM(config).eval()
+    structure = describe(model)
+    assert "cross" in structure.kinds
+    maps = compute_mixing(model, {"input_ids": torch.tensor([[3, 7, 9, 11]])}, structure, ["norm", "alti"])
+    assert not any(name.startswith("cross") for name in maps)
+    assert torch.allclose(maps["decoder.alti"].sum(-1), torch.ones(4), atol=1e-5)
+    assert maps["decoder.1.norm"].shape == (4, 4)

@@ -95,6 +95,8 @@ def capture_blocks(model: nn.Module, inputs: Mapping[str, Any], structure: Model
     out: dict[tuple[str, int], BlockCapture] = {}
     for kind in kinds:
         maps = cap.maps.get(kind)
+        if maps is None and not any(f"in {s.module}" in extras.kept_inputs for s in sites if s.kind == kind):
+            continue  # its modules never ran (the cross-attention of a decoder used without an encoder)
         if maps is None:
             raise UnsupportedModelError(f"{structure.label}: its {kind} attention does not call transformers' "
                                         "attention interface, so its value vectors cannot be read")
