@@ -18,24 +18,11 @@ runs once, in the calling process, whatever the number of processes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import tempfile
 import time
 from pathlib import Path
-
-
-def _files(folder: Path) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix == ".json":
-            data = json.loads(p.read_text(encoding="utf-8"))
-            data.pop("seconds", None)
-            out[p.name] = data
-        else:
-            out[p.name] = p.read_bytes()
-    return out
 
 
 def _cpu_seconds() -> float:
@@ -58,6 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from headscope.align import evaluate
     from headscope.models.loading import load
+    from headscope.runs import result_contents
 
     loaded = load(args.model)
     settings = [1, *[n for n in args.processes if n != 1]]
@@ -77,10 +65,10 @@ def main() -> None:
                 runs[n].append(time.perf_counter() - start)
                 cpu[n].append(_cpu_seconds() - cpu_start)
                 report.save(Path(tmp) / f"p{n}-{len(runs[n])}")
-        reference = _files(Path(tmp) / "p1-1")
+        reference = result_contents(Path(tmp) / "p1-1")
         for n in settings:
             best = min(runs[n])
-            same = all(_files(Path(tmp) / f"p{n}-{r + 1}") == reference for r in range(args.repeats))
+            same = all(result_contents(Path(tmp) / f"p{n}-{r + 1}") == reference for r in range(args.repeats))
             every = f"  (runs: {', '.join(f'{t:.1f}' for t in runs[n])} s)" if args.repeats > 1 else ""
             print(f"{n} process(es): {best:6.1f} s  {args.limit / best:5.1f} sentences/s  "
                   f"x{min(runs[1]) / best:.2f} vs 1 process; CPU {min(cpu[n]):.1f} s in all processes"

@@ -12,29 +12,13 @@ piece (``"n"``), or just before the finished result folder ``rep`` is renamed in
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 PRELOAD = ["torch", "transformers", "datasets", "headscope.cli", "headscope.cli.align", "headscope.cli.faithful",
            "headscope.align.evaluation", "headscope.faithful", "headscope.viz.figures"]
-
-
-def saved_files(folder: Path) -> dict[str, object]:
-    """Every file of a result folder, JSON parsed with its run time (``seconds``) left out: what must
-    be equal between a resumed or shared-out run and an uninterrupted one."""
-    out: dict[str, object] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix == ".json":
-            data = json.loads(p.read_text(encoding="utf-8"))
-            data.pop("seconds", None)
-            out[p.name] = data
-        else:
-            out[p.name] = p.read_bytes()
-    return out
 
 
 def run_cli(argv: list[str], cwd: str, pause_at: str, logs: str) -> None:

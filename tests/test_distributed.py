@@ -14,14 +14,13 @@ import subprocess
 import sys
 
 import pytest
-from resume_helpers import saved_files
 
 from headscope.align import evaluate
 from headscope.distributed import check_processes, run_pieces, shard
 from headscope.errors import InputError
 from headscope.faithful import faithfulness_corpus
 from headscope.fragment import fragmentation_corpus
-from headscope.runs import WorkFolder
+from headscope.runs import WorkFolder, result_contents
 
 MODEL = "headscope/en-fr-1x1"
 ALIGN = dict(limit=14, batch_size=4, convention="both", progress=False, aligner=None)
@@ -77,14 +76,14 @@ def test_align_two_processes_equals_one_process(tmp_path):
     two = evaluate(MODEL, processes=2, **ALIGN)
     one.save(tmp_path / "one")
     two.save(tmp_path / "two")
-    assert saved_files(tmp_path / "two") == saved_files(tmp_path / "one")
+    assert result_contents(tmp_path / "two") == result_contents(tmp_path / "one")
     # a run shared by two processes continues in one (and the other way round): same pieces
     work = tmp_path / "run.partial"
     evaluate(MODEL, processes=2, work_dir=work, **ALIGN)
     for p in sorted(work.glob("piece-*"))[::2]:
         p.unlink()
     evaluate(MODEL, work_dir=work, **ALIGN).save(tmp_path / "resumed")
-    assert saved_files(tmp_path / "resumed") == saved_files(tmp_path / "one")
+    assert result_contents(tmp_path / "resumed") == result_contents(tmp_path / "one")
 
 
 def test_faithfulness_corpus_two_processes_equals_one_process(tmp_path):
@@ -111,7 +110,7 @@ def test_cli_processes_mirror_the_api(tmp_path, capsys):
             "--no-aligner", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     assert main([*args, "--processes", "2", "--out", str(tmp_path / "two")]) == 0
-    assert saved_files(tmp_path / "two") == saved_files(tmp_path / "one")
+    assert result_contents(tmp_path / "two") == result_contents(tmp_path / "one")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no work folder left behind
     capsys.readouterr()
     assert main([*args, "--processes", "0", "--out", str(tmp_path / "bad")]) != 0
@@ -131,7 +130,7 @@ def test_cli_fragment_and_faithful_files_in_two_processes(tmp_path, capsys):
                      "--no-ablation", "--out", str(tmp_path / f"faith{n}")]) == 0
     printed = capsys.readouterr().out
     assert printed.count("#4 ") == 2 and "effective maps" in printed
-    assert saved_files(tmp_path / "faith2") == saved_files(tmp_path / "faith1")
+    assert result_contents(tmp_path / "faith2") == result_contents(tmp_path / "faith1")
     for k in range(len(TEXTS)):
         one, two = (Fragmentation.load(tmp_path / f"frag{n}" / f"text-{k:04d}") for n in "12")
         assert json.dumps(two.to_dict(), sort_keys=True) == json.dumps(one.to_dict(), sort_keys=True)
@@ -164,4 +163,4 @@ def test_accelerate_launch_two_processes_equals_one_process(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     evaluate(MODEL, **ALIGN).save(tmp_path / "one")
-    assert saved_files(tmp_path / "rank0") == saved_files(tmp_path / "one") == saved_files(tmp_path / "rank1")
+    assert result_contents(tmp_path / "rank0") == result_contents(tmp_path / "one") == result_contents(tmp_path / "rank1")

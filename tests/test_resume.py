@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from resume_helpers import saved_files
 
 import headscope
 from headscope.align import evaluate
 from headscope.cli import main
 from headscope.errors import InputError
 from headscope.faithful import faithfulness_corpus
-from headscope.runs import WorkFolder, progress
+from headscope.runs import WorkFolder, progress, result_contents
 
 MODEL = "headscope/en-fr-1x1"
 TEXTS = ["A red car.", "Two dogs play.", "It is late."]
@@ -233,7 +232,7 @@ def test_align_process_killed_and_resumed_equals_uninterrupted(forkserver, tmp_p
     code, err = _run(forkserver, tmp_path, argv)
     assert code == 0, err
     assert "6 of 6 batches already saved" in err
-    assert saved_files(rep) == saved_files(tmp_path / "ref")
+    assert result_contents(rep) == result_contents(tmp_path / "ref")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref", "rep"]  # work folder and stale staging gone
 
 
@@ -261,5 +260,5 @@ def test_faithful_process_killed_and_resumed_equals_uninterrupted(forkserver, tm
     code, err = _run(forkserver, tmp_path, [*args, "--out", "rep"])
     assert code == 0, err
     assert "2 of 3 chunks already saved" in err
-    assert saved_files(tmp_path / "rep") == saved_files(tmp_path / "ref") and not work.exists()
+    assert result_contents(tmp_path / "rep") == result_contents(tmp_path / "ref") and not work.exists()
     assert headscope.faithful.FaithfulnessReport.load(tmp_path / "rep").texts == TEXTS

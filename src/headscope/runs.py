@@ -29,7 +29,7 @@ from typing import Any
 from .errors import InputError
 from .storage import write_file
 
-__all__ = ["WorkFolder", "fingerprint", "model_fingerprint", "progress"]
+__all__ = ["WorkFolder", "fingerprint", "model_fingerprint", "progress", "result_contents"]
 
 MANIFEST = "manifest.json"
 _LOCK = ".lock"
@@ -274,3 +274,21 @@ def unreadable_json(parse: Callable[[Any], Any]) -> Callable[[int, bytes], str |
         return None
 
     return check
+
+
+def result_contents(folder: str | os.PathLike) -> dict[str, object]:
+    """Every file of a saved result folder, JSON parsed and its run time (``seconds``) left out: what is
+    equal between a resumed or shared-out run and one that was never interrupted.
+
+    >>> result_contents(tmp / "report") == result_contents(tmp / "report-resumed")   # doctest: +SKIP
+    True
+    """
+    out: dict[str, object] = {}
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+            data.pop("seconds", None)
+            out[p.name] = data
+        else:
+            out[p.name] = p.read_bytes()
+    return out
