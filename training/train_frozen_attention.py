@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "training"))
 
-from train_classifier import accuracy, build_classifier, export_delta, find_wheel, fine_tune, load_data  # noqa: E402
+from train_classifier import (accuracy, add_recipe_options, build_classifier, export_delta, find_wheel,  # noqa: E402
+                              fine_tune, load_data)
 
 from headscope.models.shipped import (  # noqa: E402
     load_sentiment, load_shipped)
@@ -87,13 +88,7 @@ def main() -> None:
     ap.add_argument("--uniform-layers", default="4,5",
                     help="encoder layers whose attention is frozen to uniform (default: the two "
                          "layers fine-tuning updates)")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--freeze-layers", type=int, default=4, help="lower encoder layers kept frozen")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--test-frac", type=float, default=0.2)
+    add_recipe_options(ap)  # the shipped classifier's recipe, its defaults included
     ap.add_argument("--minutes", type=float, default=0.0, help="stop training after N minutes")
     ap.add_argument("--steps", type=int, default=0, help="stop training after N steps")
     ap.add_argument("--limit", type=int, default=0,
