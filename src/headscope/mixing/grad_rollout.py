@@ -99,9 +99,7 @@ def _relevance(model: nn.Module, inputs: Mapping[str, Any], structure: ModelStru
             loss = out[torch.arange(len(steps), device=out.device), at, targets[at]].sum()
         maps = {kind: [t for _, t in kept] for kind, kept in cap.recording.maps.items()}  # the tensors the forward used
         flat = [m for kind in maps for m in maps[kind]]
-        if not flat:
-            raise UnsupportedModelError(f"{structure.label}: no attention map went through the attention interface")
-        _check_maps(structure, maps, flat)
+        _check_maps(structure, maps, flat)  # (that some map went through the interface, the probe has checked)
         grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
     grad_of = {kind: [torch.zeros_like(m) if (g := next(grads)) is None else g for m in kept]
                for kind, kept in maps.items()}

@@ -121,7 +121,7 @@ def value_zeroing_maps(model: nn.Module, inputs: Mapping[str, Any], structure: M
                                              kind, layer, torch.eye(n, dtype=torch.bool)[start:start + chunk])
                                for start in range(0, n, chunk)])                # copy j: [n, width]
             before = original.kept_outputs[name][0][0]                        # [n, width]
-            scores = cosine_distance_rows(after, before[None]).transpose(0, 1).cpu()  # [i, j]
+            scores = cosine_distance_rows(after, before[None]).transpose(0, 1)  # [i, j], on the CPU
             per_layer.append(normalise_rows(scores.clamp(min=0)))
             out[ValueZeroing(kind, layer).name] = per_layer[-1]
         out[ValueZeroing(kind).name] = rollout(per_layer)
